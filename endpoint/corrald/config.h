@@ -26,6 +26,7 @@ struct cd_config {
 	char *server_url;        /* https://host:port of corral-server; NULL in offline mode */
 	char *enroll_token_file; /* one-time enrollment token, deleted after success */
 	char *trust_root_file;   /* initial SignedEnvelope{TrustRoot} installed by package/MDM */
+	char *server_ca_file;    /* fleet CA (PEM) the server's TLS certificate chains to */
 	char *data_dir;          /* SQLite database, device key */
 	char *socket;            /* local IPC socket path */
 	char *device_id;         /* offline mode: the device id used for targeting */

@@ -567,6 +567,11 @@ static void test_rotation_chain_of_three(void)
 	CU_ASSERT_EQUAL_FATAL(trust_root_verify_next(r2, v3.data, v3.len, FX_NOW, &r3, &res), 0);
 	CU_ASSERT_EQUAL(r3->version, 3);
 	CU_ASSERT_EQUAL(r3->signer_threshold, 1);
+	/* A new device may start from v2 alone: R1's signature on it is skipped, not refused. */
+	Corral__TrustRoot *alone = NULL;
+	CU_ASSERT_EQUAL(trust_root_verify_initial(v2.data, v2.len, FX_NOW, &alone, &res), 0);
+	if (alone)
+		corral__trust_root__free_unpacked(alone, NULL);
 	/* The whole chain at once, and a bundle under the newest root. */
 	const uint8_t *envs[] = {v1.data, v2.data, v3.data};
 	const size_t lens[] = {v1.len, v2.len, v3.len};

@@ -28,7 +28,7 @@ struct policy_error {
  * (too large), -EINVAL (invalid) or -ENOMEM and fills *err (may be NULL).
  */
 int policy_compile(const char *json, size_t len, Corral__Policy **ret_policy,
-		   struct policy_error *err);
+                   struct policy_error *err);
 
 /* Same, reading the file at `path` with the size cap. -errno for I/O errors (err says so). */
 int policy_compile_file(const char *path, Corral__Policy **ret_policy, struct policy_error *err);

@@ -57,21 +57,6 @@ void srv_ca_free(struct srv_ca *ca)
 	free(ca);
 }
 
-/* Memory BIO contents as a NUL-terminated heap string. */
-static char *bio_string(BIO *b)
-{
-	char *data = NULL;
-	long n = BIO_get_mem_data(b, &data);
-	if (n < 0)
-		return NULL;
-	char *s = malloc((size_t)n + 1);
-	if (!s)
-		return NULL;
-	memcpy(s, data, (size_t)n);
-	s[n] = '\0';
-	return s;
-}
-
 static int write_key(const char *path, EVP_PKEY *key)
 {
 	_cleanup_(BIO_freep) BIO *b = BIO_new(BIO_s_mem());
@@ -164,7 +149,7 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 
 /* A certificate skeleton: version 3, serial, validity, subject CN, issuer, public key. */
 static int cert_new(const char *cn, X509 *issuer, EVP_PKEY *pub, int64_t lifetime, X509 **ret,
-		    char serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires)
+                    char serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires)
 {
 	_cleanup_(X509_freep) X509 *c = X509_new();
 	if (!c || X509_set_version(c, 2) != 1)
@@ -178,8 +163,8 @@ static int cert_new(const char *cn, X509 *issuer, EVP_PKEY *pub, int64_t lifetim
 	    !ASN1_TIME_set(X509_getm_notAfter(c), (time_t)(now + lifetime)))
 		return -EIO;
 	X509_NAME *name = X509_get_subject_name(c);
-	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-				       -1, 0) != 1)
+	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+	                               0) != 1)
 		return -EINVAL;
 	if (X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : name) != 1 ||
 	    X509_set_pubkey(c, pub) != 1)
@@ -229,7 +214,7 @@ static bool is_ip(const char *s)
 }
 
 static int create_server(struct srv_ca *ca, const char *dir, const char *hostname,
-			 const char *listen_host)
+                         const char *listen_host)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
 	if (!key)
@@ -250,7 +235,7 @@ static int create_server(struct srv_ca *ca, const char *dir, const char *hostnam
 		if (strpbrk(n, ",\n") || off >= sizeof(san))
 			return -EINVAL;
 		off += (size_t)snprintf(san + off, sizeof(san) - off, ",%s:%s",
-					is_ip(n) ? "IP" : "DNS", n);
+		                        is_ip(n) ? "IP" : "DNS", n);
 	}
 	if (off >= sizeof(san))
 		return -EINVAL;
@@ -278,8 +263,8 @@ static int pem_of_file(const char *dir, const char *name, char **ret)
 	return util_read_file(p, PEM_MAX, ret, &len);
 }
 
-int srv_ca_open(const char *dir, const char *hostname, const char *listen_host,
-		struct srv_ca **ret, char *err, size_t errlen)
+int srv_ca_open(const char *dir, const char *hostname, const char *listen_host, struct srv_ca **ret,
+                char *err, size_t errlen)
 {
 	struct srv_ca *ca = calloc(1, sizeof(*ca));
 	if (!ca)
@@ -300,7 +285,8 @@ int srv_ca_open(const char *dir, const char *hostname, const char *listen_host,
 		if (r >= 0)
 			r = load_cert(cp, &ca->ca_cert);
 		if (r < 0) {
-			snprintf(err, errlen, "loading the fleet CA from %s: %s", dir, strerror(-r));
+			snprintf(err, errlen, "loading the fleet CA from %s: %s", dir,
+			         strerror(-r));
 			goto fail;
 		}
 	}
@@ -371,8 +357,8 @@ static bool key_acceptable(EVP_PKEY *k)
 }
 
 int srv_ca_issue(struct srv_ca *ca, const uint8_t *csr_der, size_t csr_len, const char *cn,
-		 int64_t lifetime_sec, uint8_t **ret_der, size_t *ret_len,
-		 char ret_serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires_at)
+                 int64_t lifetime_sec, uint8_t **ret_der, size_t *ret_len,
+                 char ret_serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires_at)
 {
 	if (!csr_der || csr_len == 0 || csr_len > 16384)
 		return -EBADMSG;
@@ -415,8 +401,8 @@ int srv_ca_issue(struct srv_ca *ca, const uint8_t *csr_der, size_t csr_len, cons
 	return 0;
 }
 
-int srv_ca_verify_peer(struct srv_ca *ca, const uint8_t *const *ders, const size_t *lens,
-		       size_t n, char ret_cn[SRV_CA_CN_MAX])
+int srv_ca_verify_peer(struct srv_ca *ca, const uint8_t *const *ders, const size_t *lens, size_t n,
+                       char ret_cn[SRV_CA_CN_MAX])
 {
 	if (n == 0)
 		return -ENOKEY;
@@ -435,14 +421,14 @@ int srv_ca_verify_peer(struct srv_ca *ca, const uint8_t *const *ders, const size
 	}
 	_cleanup_(X509_STORE_CTX_freep) X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	int ok = ctx && X509_STORE_CTX_init(ctx, ca->store, leaf, chain) == 1 &&
-		 X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
-		 X509_verify_cert(ctx) == 1;
+	         X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
+	         X509_verify_cert(ctx) == 1;
 	sk_X509_pop_free(chain, X509_free);
 	if (!ok)
 		return -EACCES;
 	char cn[SRV_CA_CN_MAX];
 	int len = X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn,
-					    sizeof(cn));
+	                                    sizeof(cn));
 	if (len <= 0 || (size_t)len >= sizeof(cn) - 1)
 		return -EACCES;
 	memcpy(ret_cn, cn, sizeof(cn));

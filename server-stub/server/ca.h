@@ -20,8 +20,8 @@ struct srv_ca;
  * The server certificate's SANs are `hostname` (may be NULL), `listen_host`, localhost and
  * 127.0.0.1. On failure returns -errno with a message in err. *ret is owned by the caller.
  */
-int srv_ca_open(const char *dir, const char *hostname, const char *listen_host,
-		struct srv_ca **ret, char *err, size_t errlen);
+int srv_ca_open(const char *dir, const char *hostname, const char *listen_host, struct srv_ca **ret,
+                char *err, size_t errlen);
 void srv_ca_free(struct srv_ca *ca);
 
 /* PEM texts for the TLS listener (owned by ca). */
@@ -38,13 +38,13 @@ const uint8_t *srv_ca_cert_der(const struct srv_ca *ca, size_t *ret_len);
  * -EBADMSG for a bad CSR; -ENOMEM/-EIO otherwise.
  */
 int srv_ca_issue(struct srv_ca *ca, const uint8_t *csr_der, size_t csr_len, const char *cn,
-		 int64_t lifetime_sec, uint8_t **ret_der, size_t *ret_len,
-		 char ret_serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires_at);
+                 int64_t lifetime_sec, uint8_t **ret_der, size_t *ret_len,
+                 char ret_serial[SRV_CA_SERIAL_HEX], int64_t *ret_expires_at);
 
 /*
  * Verifies a peer certificate chain (DER, leaf first) against the fleet CA for client use at
  * the current time and returns the leaf's subject CN. -ENOKEY when n == 0, -EACCES when the
  * chain does not verify or the CN is missing/too long.
  */
-int srv_ca_verify_peer(struct srv_ca *ca, const uint8_t *const *ders, const size_t *lens,
-		       size_t n, char ret_cn[SRV_CA_CN_MAX]);
+int srv_ca_verify_peer(struct srv_ca *ca, const uint8_t *const *ders, const size_t *lens, size_t n,
+                       char ret_cn[SRV_CA_CN_MAX]);

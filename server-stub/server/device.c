@@ -34,17 +34,18 @@ static enum MHD_Result reply_proto(struct MHD_Connection *c, const ProtobufCMess
  * queueing the refusal into *ret.
  */
 static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
-			enum MHD_Result *ret)
+                        enum MHD_Result *ret)
 {
 	if (req->authed)
 		return 0;
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	unsigned n = 0;
 	const gnutls_datum_t *peers =
-		ci && ci->tls_session ? gnutls_certificate_get_peers(ci->tls_session, &n) : NULL;
+	        ci && ci->tls_session ? gnutls_certificate_get_peers(ci->tls_session, &n) : NULL;
 	if (!peers || n == 0) {
-		*ret = srv_reply_error(c, 401, "no-certificate", "a fleet client certificate is required");
+		*ret = srv_reply_error(c, 401, "no-certificate",
+		                       "a fleet client certificate is required");
 		return -1;
 	}
 	const uint8_t *ders[8];
@@ -58,7 +59,7 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 	char cn[SRV_CA_CN_MAX];
 	if (srv_ca_verify_peer(s->ca, ders, lens, n, cn) < 0) {
 		*ret = srv_reply_error(c, 401, "bad-certificate",
-				       "certificate not issued by this fleet's CA, or expired");
+		                       "certificate not issued by this fleet's CA, or expired");
 		return -1;
 	}
 	pthread_mutex_lock(&s->store_lock);
@@ -84,8 +85,8 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 
 static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
 {
-	Corral__EnrollRequest *in =
-		corral__enroll_request__unpack(NULL, req->len, req->body ? req->body : (uint8_t *)"");
+	Corral__EnrollRequest *in = corral__enroll_request__unpack(
+	        NULL, req->len, req->body ? req->body : (uint8_t *)"");
 	if (!in)
 		return srv_reply_error(c, 400, "malformed", "body is not an EnrollRequest");
 	enum MHD_Result ret;
@@ -96,6 +97,7 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 	size_t cert_len = 0;
 	char serial[SRV_CA_SERIAL_HEX];
 	int64_t expires = 0;
+	_cleanup_free_ ProtobufCBinaryData *roots = NULL;
 	if (!in->token || !*in->token || in->csr_der.len == 0) {
 		ret = srv_reply_error(c, 400, "malformed", "token and csr_der are required");
 		goto out;
@@ -114,9 +116,10 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 	}
 	/* Issue first, consume the token second: a bad CSR must not burn a token use. */
 	int r = srv_ca_issue(s->ca, in->csr_der.data, in->csr_der.len, device_id,
-			     s->cfg.cert_lifetime_sec, &cert, &cert_len, serial, &expires);
+	                     s->cfg.cert_lifetime_sec, &cert, &cert_len, serial, &expires);
 	if (r == -EBADMSG) {
-		ret = srv_reply_error(c, 400, "bad-csr", "CSR does not parse, verify, or has a refused key type");
+		ret = srv_reply_error(c, 400, "bad-csr",
+		                      "CSR does not parse, verify, or has a refused key type");
 		goto out;
 	}
 	if (r < 0) {
@@ -124,14 +127,14 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 		goto out;
 	}
 	struct srv_enroll_in e = {
-		.token_id = token_id,
-		.secret_sha256 = sha,
-		.device_id = device_id,
-		.hostname = in->hostname,
-		.agent_version = in->agent_version,
-		.cert_serial = serial,
-		.cert_expires_at = expires,
-		.now = util_now_sec(),
+	        .token_id = token_id,
+	        .secret_sha256 = sha,
+	        .device_id = device_id,
+	        .hostname = in->hostname,
+	        .agent_version = in->agent_version,
+	        .cert_serial = serial,
+	        .cert_expires_at = expires,
+	        .now = util_now_sec(),
 	};
 	enum srv_enroll_result res;
 	char group[SRV_ID_MAX];
@@ -150,7 +153,8 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 		ret = srv_reply_error(c, 403, "token-expired", "enrollment token has expired");
 		goto out;
 	case SRV_ENROLL_EXHAUSTED:
-		ret = srv_reply_error(c, 403, "token-exhausted", "enrollment token has no uses left");
+		ret = srv_reply_error(c, 403, "token-exhausted",
+		                      "enrollment token has no uses left");
 		goto out;
 	case SRV_ENROLL_OK:
 		break;
@@ -170,7 +174,7 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 	out.certificate_expires_at = expires;
 	/* Trust roots are append-only; pack under the lock so the array cannot move. */
 	pthread_mutex_lock(&s->poll_lock);
-	_cleanup_free_ ProtobufCBinaryData *roots = calloc(s->n_roots ? s->n_roots : 1, sizeof(*roots));
+	roots = calloc(s->n_roots ? s->n_roots : 1, sizeof(*roots));
 	if (roots) {
 		for (size_t i = 0; i < s->n_roots; i++)
 			roots[i] = (ProtobufCBinaryData){s->roots[i].len, s->roots[i].data};
@@ -189,8 +193,8 @@ out:
 
 static enum MHD_Result handle_renew(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
 {
-	Corral__RenewRequest *in =
-		corral__renew_request__unpack(NULL, req->len, req->body ? req->body : (uint8_t *)"");
+	Corral__RenewRequest *in = corral__renew_request__unpack(
+	        NULL, req->len, req->body ? req->body : (uint8_t *)"");
 	if (!in)
 		return srv_reply_error(c, 400, "malformed", "body is not a RenewRequest");
 	_cleanup_free_ uint8_t *cert = NULL;
@@ -198,10 +202,11 @@ static enum MHD_Result handle_renew(struct srv *s, struct MHD_Connection *c, str
 	char serial[SRV_CA_SERIAL_HEX];
 	int64_t expires = 0;
 	int r = srv_ca_issue(s->ca, in->csr_der.data, in->csr_der.len, req->dev.device_id,
-			     s->cfg.cert_lifetime_sec, &cert, &cert_len, serial, &expires);
+	                     s->cfg.cert_lifetime_sec, &cert, &cert_len, serial, &expires);
 	corral__renew_request__free_unpacked(in, NULL);
 	if (r == -EBADMSG)
-		return srv_reply_error(c, 400, "bad-csr", "CSR does not parse, verify, or has a refused key type");
+		return srv_reply_error(c, 400, "bad-csr",
+		                       "CSR does not parse, verify, or has a refused key type");
 	if (r < 0)
 		return srv_reply_error(c, 500, "internal", "certificate issuance failed");
 	pthread_mutex_lock(&s->store_lock);
@@ -223,7 +228,7 @@ static enum MHD_Result handle_renew(struct srv *s, struct MHD_Connection *c, str
  * nothing is newer, -ENOMEM.
  */
 static int build_update_locked(struct srv *s, const struct srv_device *dev, uint64_t have,
-			       uint64_t root, uint8_t **ret, size_t *ret_len)
+                               uint64_t root, uint8_t **ret, size_t *ret_len)
 {
 	const struct srv_group_head *h = s->heads;
 	while (h && strcmp(h->group, dev->group) != 0)
@@ -241,7 +246,7 @@ static int build_update_locked(struct srv *s, const struct srv_device *dev, uint
 		return -ENOMEM;
 	for (size_t i = 0; i < nroots; i++)
 		roots[i] = (ProtobufCBinaryData){s->roots[first_root + i].len,
-						 s->roots[first_root + i].data};
+		                                 s->roots[first_root + i].data};
 	char *groups[1] = {(char *)dev->group};
 	if (bundle)
 		up.bundle = (ProtobufCBinaryData){h->len, h->envelope};
@@ -278,7 +283,8 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		uint64_t wait = 0;
 		if (query_u64(c, "have", &req->have) < 0 || query_u64(c, "root", &req->root) < 0 ||
 		    query_u64(c, "wait", &wait) < 0)
-			return srv_reply_error(c, 400, "malformed", "have, root and wait are numbers");
+			return srv_reply_error(c, 400, "malformed",
+			                       "have, root and wait are numbers");
 		if (wait > SRV_POLL_WAIT_MAX)
 			wait = SRV_POLL_WAIT_MAX;
 		req->poll_started = true;
@@ -298,7 +304,7 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 	if (s->shutting_down) {
 		pthread_mutex_unlock(&s->poll_lock);
 		struct MHD_Response *resp =
-			MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		if (!resp)
 			return MHD_NO;
 		MHD_add_response_header(resp, "Retry-After", "1");
@@ -338,7 +344,7 @@ static enum MHD_Result handle_report(struct srv *s, struct MHD_Connection *c, st
 		char body[128];
 		int n = snprintf(body, sizeof(body), "rate-limited: %s\n", detail);
 		struct MHD_Response *resp =
-			MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+		        MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
 		if (!resp)
 			return MHD_NO;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
@@ -349,13 +355,13 @@ static enum MHD_Result handle_report(struct srv *s, struct MHD_Connection *c, st
 		return ret;
 	}
 	Corral__ReportBatch *b =
-		corral__report_batch__unpack(NULL, req->len, req->body ? req->body : (uint8_t *)"");
+	        corral__report_batch__unpack(NULL, req->len, req->body ? req->body : (uint8_t *)"");
 	if (!b)
 		return srv_reply_error(c, 400, "malformed", "body is not a ReportBatch");
 	enum MHD_Result ret;
 	if (b->device_id && *b->device_id && strcmp(b->device_id, req->dev.device_id) != 0) {
 		ret = srv_reply_error(c, 403, "device-mismatch",
-				      "device_id differs from the certificate's device");
+		                      "device_id differs from the certificate's device");
 		goto out;
 	}
 	if (b->n_events > SRV_REPORT_EVENTS_MAX) {
@@ -389,7 +395,7 @@ out:
 }
 
 enum MHD_Result srv_device_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
-				  const char *method, const char *url)
+                                  const char *method, const char *url)
 {
 	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;

@@ -11,7 +11,11 @@
 #include "srv_internal.h"
 
 #include "cleanup.h"
+#include "trust.h"
 #include "util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <openssl/rand.h>
@@ -22,8 +26,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TIMER_TICK_MS  50
-#define RATE_BUCKETS   4096
+#define TIMER_TICK_MS 50
+#define RATE_BUCKETS  4096
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -66,10 +70,10 @@ int srv_token_parse(const char *token, char id[17], uint8_t sha[SRV_SHA256_LEN])
 /* ---- replies ------------------------------------------------------------------------------- */
 
 enum MHD_Result srv_reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-			  const void *body, size_t len)
+                          const void *body, size_t len)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	if (ctype)
@@ -80,14 +84,14 @@ enum MHD_Result srv_reply(struct MHD_Connection *c, unsigned status, const char 
 }
 
 enum MHD_Result srv_reply_error(struct MHD_Connection *c, unsigned status, const char *reason,
-				const char *detail)
+                                const char *detail)
 {
 	char body[512];
 	int n = snprintf(body, sizeof(body), "%s: %s\n", reason, detail ? detail : reason);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)sizeof(body) - 1;
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	        MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
@@ -110,8 +114,8 @@ enum MHD_Result srv_reply_json(struct MHD_Connection *c, unsigned status, json_t
 	return r;
 }
 
-enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status,
-				     const char *reason, const char *detail)
+enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status, const char *reason,
+                                     const char *detail)
 {
 	json_t *j = json_pack("{ss ss}", "error", reason, "detail", detail ? detail : reason);
 	if (!j)
@@ -121,7 +125,7 @@ enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status,
 	if (!text)
 		return MHD_NO;
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(text);
 		return MHD_NO;
@@ -179,7 +183,7 @@ static void wake_locked(struct srv *s, const char *group)
 }
 
 int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const uint8_t *env,
-		     size_t len)
+                     size_t len)
 {
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
@@ -337,12 +341,12 @@ static size_t body_max_for(const struct srv *s, const char *url)
 		return SRV_ENROLL_BODY_MAX;
 	/* Admin uploads of signed envelopes may be as large as the trust layer accepts; the
 	 * admin handler applies the JSON cap to everything else. */
-	return TRUST_ENVELOPE_MAX_BYTES;
+	return TRUST_ENVELOPE_MAX;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
 	struct srv *s = cls;
 	struct srv_req *req = *con_cls;
@@ -353,8 +357,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*con_cls = req;
 		req->max = body_max_for(s, url);
 		/* Refuse an announced oversize body before a single byte of it is read. */
-		const char *cl =
-			MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		uint64_t announced = 0;
 		if (cl && (util_parse_u64(cl, &announced) < 0 || announced > req->max)) {
 			req->too_large = true;
@@ -404,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct srv *s = cls;
 	struct srv_req *req = *con_cls;
@@ -419,13 +423,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start and stop ---------------------------------------------------------------------- */
 
 static int load_head(uint64_t version, const char *group, const uint8_t *blob, size_t len,
-		     void *userdata)
+                     void *userdata)
 {
 	return srv_poll_publish(userdata, group, version, blob, len);
 }
 
 static int load_root(uint64_t version, const char *group, const uint8_t *blob, size_t len,
-		     void *userdata)
+                     void *userdata)
 {
 	return srv_poll_trust_root(userdata, version, blob, len);
 }
@@ -464,9 +468,9 @@ static int first_admin_token(struct srv *s, bool *ret_created, char *err, size_t
 	if ((r = st->ops->begin(st)) < 0)
 		return r;
 	if ((r = st->ops->admin_token_add(st, id, "initial-admin", "admin", sha, "setup", now)) <
-		    0 ||
-	    (r = st->ops->audit_add(st, "setup", "token.create", id, "role=admin name=initial-admin",
-				    util_now_ms())) < 0 ||
+	            0 ||
+	    (r = st->ops->audit_add(st, "setup", "token.create", id,
+	                            "role=admin name=initial-admin", util_now_ms())) < 0 ||
 	    (r = st->ops->commit(st)) < 0) {
 		st->ops->rollback(st);
 		snprintf(err, errlen, "storing the first admin token: %s", strerror(-r));
@@ -482,7 +486,7 @@ uint16_t srv_port(const struct srv *s)
 }
 
 int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_token, char *err,
-	    size_t errlen)
+            size_t errlen)
 {
 	struct srv *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -508,7 +512,7 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 		goto fail;
 	}
 	r = srv_ca_open(cfg->data_dir, cfg->hostname[0] ? cfg->hostname : NULL, cfg->listen_host,
-			&s->ca, err, errlen);
+	                &s->ca, err, errlen);
 	if (r < 0)
 		goto fail;
 	_cleanup_free_ char *dbpath = NULL;
@@ -533,7 +537,7 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (inet_pton(AF_INET, cfg->listen_host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(cfg->port);
@@ -551,18 +555,26 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	(void)sl;
 	/* Requesting (not requiring) client certificates: GnuTLS asks every client for one;
 	 * device endpoints then verify the chain themselves and enrollment works without. */
-	s->mhd = MHD_start_daemon(
-		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
-		MHD_OPTION_HTTPS_MEM_KEY, srv_ca_server_key_pem(s->ca), MHD_OPTION_HTTPS_MEM_CERT,
-		srv_ca_server_cert_pem(s->ca), MHD_OPTION_HTTPS_MEM_TRUST, srv_ca_cert_pem(s->ca),
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-		cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+	struct MHD_OptionItem opts[] = {
+	        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+	        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)srv_ca_server_key_pem(s->ca)},
+	        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)srv_ca_server_cert_pem(s->ca)},
+	        {MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_ca_cert_pem(s->ca)},
+	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
+	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
+	        /* Only with more than one thread: a pool of one is refused with a warning. */
+	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,
+	         NULL},
+	        {MHD_OPTION_END, 0, NULL},
+	};
+	s->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY,
+	                          opts, MHD_OPTION_END);
 	if (!s->mhd) {
 		r = -EADDRNOTAVAIL;
 		snprintf(err, errlen, "cannot listen on %s:%u (in use, or TLS setup failed)",
-			 cfg->listen_host, cfg->port);
+		         cfg->listen_host, cfg->port);
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -595,7 +607,7 @@ void srv_shutdown(struct srv *s, unsigned grace_ms)
 	uint64_t until = util_monotonic_ms() + grace_ms;
 	while (util_monotonic_ms() < until) {
 		const union MHD_DaemonInfo *di =
-			MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		        MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 		if (!di || di->num_connections == 0)
 			break;
 		struct timespec ts = {0, 20 * 1000000L};

@@ -25,12 +25,12 @@ struct srv_config {
 	char listen_host[256];
 	uint16_t port;
 	char hostname[256];
-	int64_t cert_lifetime_sec;  /* device certificates (default 30 days) */
-	double report_rate;         /* report batches per second per device, sustained */
-	double report_burst;        /* ... and at once */
-	uint64_t report_body_max;   /* bytes; larger reports get 413 */
-	unsigned threads;           /* libmicrohttpd polling threads (epoll each) */
-	unsigned connection_limit;  /* concurrent connections */
+	int64_t cert_lifetime_sec; /* device certificates (default 30 days) */
+	double report_rate;        /* report batches per second per device, sustained */
+	double report_burst;       /* ... and at once */
+	uint64_t report_body_max;  /* bytes; larger reports get 413 */
+	unsigned threads;          /* libmicrohttpd polling threads (epoll each) */
+	unsigned connection_limit; /* concurrent connections */
 	enum log_level log_level;
 };
 
@@ -55,7 +55,7 @@ struct srv;
  * DIR/admin.token was written now. On failure returns -errno with a message in err.
  */
 int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_token, char *err,
-	    size_t errlen);
+            size_t errlen);
 
 /* The bound TCP port (useful with port 0). */
 uint16_t srv_port(const struct srv *s);

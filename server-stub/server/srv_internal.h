@@ -83,29 +83,29 @@ struct srv_req {
 
 /* Replies (all return MHD_YES/MHD_NO from MHD_queue_response). */
 enum MHD_Result srv_reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-			  const void *body, size_t len);
+                          const void *body, size_t len);
 /* Text error "REASON: detail" plus X-Corral-Reason. */
 enum MHD_Result srv_reply_error(struct MHD_Connection *c, unsigned status, const char *reason,
-				const char *detail);
+                                const char *detail);
 /* JSON (takes the reference of `j`). */
 enum MHD_Result srv_reply_json(struct MHD_Connection *c, unsigned status, json_t *j);
 /* JSON error {"error": reason, "detail": detail}. */
-enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status,
-				     const char *reason, const char *detail);
+enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status, const char *reason,
+                                     const char *detail);
 
 /* Device API (device.c). url starts with "/v1/". */
 enum MHD_Result srv_device_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
-				  const char *method, const char *url);
+                                  const char *method, const char *url);
 /* Admin API (admin.c). url starts with "/api/v1/". */
 enum MHD_Result srv_admin_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
-				 const char *method, const char *url);
+                                 const char *method, const char *url);
 
 /* Long-poll registry (server.c). Caller holds poll_lock for add; remove takes it. */
 void srv_poll_add_locked(struct srv *s, struct srv_waiter *w);
 void srv_poll_remove(struct srv *s, struct srv_waiter *w);
 /* Installs a new head for `group` (copying the envelope) and wakes its waiters. */
 int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const uint8_t *env,
-		     size_t len);
+                     size_t len);
 /* Appends a trust root (copying) and wakes every waiter. */
 int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, size_t len);
 

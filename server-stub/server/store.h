@@ -66,7 +66,7 @@ struct srv_event_filter {
 
 /* Called once per stored row by the load functions; a negative return stops and is returned. */
 typedef int (*srv_store_blob_cb)(uint64_t version, const char *group, const uint8_t *blob,
-				 size_t len, void *userdata);
+                                 size_t len, void *userdata);
 
 struct srv_store_ops {
 	/* Closes the backend and frees `st`. Accepts NULL. */
@@ -79,13 +79,13 @@ struct srv_store_ops {
 
 	/* Appends to the admin audit log (append-only: no op updates or deletes it). */
 	int (*audit_add)(struct srv_store *st, const char *actor, const char *action,
-			 const char *target, const char *detail, int64_t at_ms);
+	                 const char *target, const char *detail, int64_t at_ms);
 	int (*audit_list)(struct srv_store *st, unsigned limit, json_t **ret);
 
 	/* Admin bearer tokens. get: -ENOENT when unknown. count: number of tokens. */
 	int (*admin_token_add)(struct srv_store *st, const char *id, const char *name,
-			       const char *role, const uint8_t *secret_sha256, const char *by,
-			       int64_t now);
+	                       const char *role, const uint8_t *secret_sha256, const char *by,
+	                       int64_t now);
 	int (*admin_token_get)(struct srv_store *st, const char *id, struct srv_admin_token *ret);
 	int (*admin_token_count)(struct srv_store *st);
 
@@ -96,20 +96,20 @@ struct srv_store_ops {
 
 	/* Enrollment tokens (-ENOENT when the group does not exist). */
 	int (*enroll_token_add)(struct srv_store *st, const char *id, const char *group,
-				const uint8_t *secret_sha256, unsigned max_uses, int64_t expires_at,
-				const char *by, int64_t now);
+	                        const uint8_t *secret_sha256, unsigned max_uses, int64_t expires_at,
+	                        const char *by, int64_t now);
 	/*
 	 * Consumes one use of the token and creates the device, atomically (a token with one use
 	 * left is consumed by exactly one caller). Returns 0 with *ret_result set (and *ret_group
 	 * filled on SRV_ENROLL_OK), or -errno for storage failures.
 	 */
 	int (*enroll)(struct srv_store *st, const struct srv_enroll_in *in,
-		      enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX]);
+	              enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX]);
 
 	/* Devices. get: -ENOENT when unknown. */
 	int (*device_get)(struct srv_store *st, const char *device_id, struct srv_device *ret);
 	int (*device_set_cert)(struct srv_store *st, const char *device_id, const char *serial,
-			       int64_t expires_at);
+	                       int64_t expires_at);
 	/* -ENOENT unknown, -EALREADY already revoked. */
 	int (*device_revoke)(struct srv_store *st, const char *device_id, int64_t now);
 	int (*device_list)(struct srv_store *st, const char *group, json_t **ret);
@@ -120,7 +120,7 @@ struct srv_store_ops {
 	 * compliance state, updates last_seen and returns the highest contiguous stored seq.
 	 */
 	int (*report_store)(struct srv_store *st, const struct srv_device *dev,
-			    const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked);
+	                    const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked);
 
 	/*
 	 * Records a publication of bundle `version` to `group`. Stores the envelope when the
@@ -128,8 +128,8 @@ struct srv_store_ops {
 	 * is already published to this group.
 	 */
 	int (*publish)(struct srv_store *st, const char *group, uint64_t version,
-		       const uint8_t *env, size_t len, int64_t issued_at, int64_t expires_at,
-		       const char *by, int64_t now_ms);
+	               const uint8_t *env, size_t len, int64_t issued_at, int64_t expires_at,
+	               const char *by, int64_t now_ms);
 	/* Highest version published to `group` (0 when none). */
 	int (*group_head_version)(struct srv_store *st, const char *group, uint64_t *ret);
 	/* Calls cb(version, group, envelope) for the newest publication of every group. */
@@ -141,7 +141,7 @@ struct srv_store_ops {
 
 	/* Trust roots, stored after verification; load calls cb oldest first (group NULL). */
 	int (*trust_root_add)(struct srv_store *st, uint64_t version, const uint8_t *env,
-			      size_t len, int64_t expires_at, const char *by, int64_t now);
+	                      size_t len, int64_t expires_at, const char *by, int64_t now);
 	int (*trust_roots_load)(struct srv_store *st, srv_store_blob_cb cb, void *userdata);
 };
 

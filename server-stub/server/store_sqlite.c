@@ -89,12 +89,12 @@ static void st_rollback(struct srv_store *st)
 }
 
 static int st_audit_add(struct srv_store *st, const char *actor, const char *action,
-			const char *target, const char *detail, int64_t at_ms)
+                        const char *target, const char *detail, int64_t at_ms)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "INSERT INTO audit(at_ms, actor, action, target, detail) VALUES(?,?,?,?,?)",
-		     &q);
+	             "INSERT INTO audit(at_ms, actor, action, target, detail) VALUES(?,?,?,?,?)",
+	             &q);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(q, 1, at_ms);
@@ -109,19 +109,19 @@ static int st_audit_list(struct srv_store *st, unsigned limit, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT id, at_ms, actor, action, target, detail FROM "
-		     "(SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id",
-		     &q);
+	             "SELECT id, at_ms, actor, action, target, detail FROM "
+	             "(SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id",
+	             &q);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(q, 1, limit);
 	json_t *arr = json_array();
 	while ((r = sqlite3_step(q)) == SQLITE_ROW)
 		json_array_append_new(
-			arr, json_pack("{sI sI ss ss ss ss}", "id", sqlite3_column_int64(q, 0),
-				       "at_ms", sqlite3_column_int64(q, 1), "actor", col_text(q, 2),
-				       "action", col_text(q, 3), "target", col_text(q, 4),
-				       "detail", col_text(q, 5)));
+		        arr, json_pack("{sI sI ss ss ss ss}", "id", sqlite3_column_int64(q, 0),
+		                       "at_ms", sqlite3_column_int64(q, 1), "actor", col_text(q, 2),
+		                       "action", col_text(q, 3), "target", col_text(q, 4), "detail",
+		                       col_text(q, 5)));
 	if (r != SQLITE_DONE) {
 		json_decref(arr);
 		return -EIO;
@@ -131,13 +131,13 @@ static int st_audit_list(struct srv_store *st, unsigned limit, json_t **ret)
 }
 
 static int st_admin_token_add(struct srv_store *st, const char *id, const char *name,
-			      const char *role, const uint8_t *sha, const char *by, int64_t now)
+                              const char *role, const uint8_t *sha, const char *by, int64_t now)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "INSERT INTO admin_tokens(id, name, role, secret_sha256, created_at, "
-		     "created_by) VALUES(?,?,?,?,?,?)",
-		     &q);
+	             "INSERT INTO admin_tokens(id, name, role, secret_sha256, created_at, "
+	             "created_by) VALUES(?,?,?,?,?,?)",
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, id);
@@ -156,8 +156,8 @@ static int st_admin_token_get(struct srv_store *st, const char *id, struct srv_a
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT name, role, revoked, secret_sha256 FROM admin_tokens WHERE id = ?",
-		     &q);
+	             "SELECT name, role, revoked, secret_sha256 FROM admin_tokens WHERE id = ?",
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, id);
@@ -195,7 +195,7 @@ static int st_group_create(struct srv_store *st, const char *name, const char *b
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st), "INSERT INTO groups(name, created_at, created_by) VALUES(?,?,?)",
-		     &q);
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, name);
@@ -224,20 +224,20 @@ static int st_group_list(struct srv_store *st, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT g.name, g.created_at, g.created_by, "
-		     "(SELECT count(*) FROM devices d WHERE d.group_name = g.name), "
-		     "(SELECT max(version) FROM publications p WHERE p.group_name = g.name) "
-		     "FROM groups g ORDER BY g.name",
-		     &q);
+	             "SELECT g.name, g.created_at, g.created_by, "
+	             "(SELECT count(*) FROM devices d WHERE d.group_name = g.name), "
+	             "(SELECT max(version) FROM publications p WHERE p.group_name = g.name) "
+	             "FROM groups g ORDER BY g.name",
+	             &q);
 	if (r < 0)
 		return r;
 	json_t *arr = json_array();
 	while ((r = sqlite3_step(q)) == SQLITE_ROW)
-		json_array_append_new(
-			arr, json_pack("{ss sI ss sI sI}", "name", col_text(q, 0), "created_at",
-				       sqlite3_column_int64(q, 1), "created_by", col_text(q, 2),
-				       "devices", sqlite3_column_int64(q, 3), "policy_version",
-				       sqlite3_column_int64(q, 4)));
+		json_array_append_new(arr, json_pack("{ss sI ss sI sI}", "name", col_text(q, 0),
+		                                     "created_at", sqlite3_column_int64(q, 1),
+		                                     "created_by", col_text(q, 2), "devices",
+		                                     sqlite3_column_int64(q, 3), "policy_version",
+		                                     sqlite3_column_int64(q, 4)));
 	if (r != SQLITE_DONE) {
 		json_decref(arr);
 		return -EIO;
@@ -247,17 +247,17 @@ static int st_group_list(struct srv_store *st, json_t **ret)
 }
 
 static int st_enroll_token_add(struct srv_store *st, const char *id, const char *group,
-			       const uint8_t *sha, unsigned max_uses, int64_t expires_at,
-			       const char *by, int64_t now)
+                               const uint8_t *sha, unsigned max_uses, int64_t expires_at,
+                               const char *by, int64_t now)
 {
 	int r = st_group_exists(st, group);
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	r = prep(impl(st),
-		 "INSERT INTO enroll_tokens(id, group_name, secret_sha256, max_uses, expires_at, "
-		 "created_at, created_by) VALUES(?,?,?,?,?,?,?)",
-		 &q);
+	         "INSERT INTO enroll_tokens(id, group_name, secret_sha256, max_uses, expires_at, "
+	         "created_at, created_by) VALUES(?,?,?,?,?,?,?)",
+	         &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, id);
@@ -271,13 +271,13 @@ static int st_enroll_token_add(struct srv_store *st, const char *id, const char 
 }
 
 static int enroll_locked(struct store_sqlite *s, const struct srv_enroll_in *in,
-			 enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX])
+                         enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX])
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(s,
-		     "SELECT group_name, secret_sha256, max_uses, uses, expires_at "
-		     "FROM enroll_tokens WHERE id = ?",
-		     &q);
+	             "SELECT group_name, secret_sha256, max_uses, uses, expires_at "
+	             "FROM enroll_tokens WHERE id = ?",
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, in->token_id);
@@ -285,7 +285,7 @@ static int enroll_locked(struct store_sqlite *s, const struct srv_enroll_in *in,
 	if (r == SQLITE_DONE ||
 	    (r == SQLITE_ROW &&
 	     !util_secure_equal(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1),
-				in->secret_sha256, SRV_SHA256_LEN))) {
+	                        in->secret_sha256, SRV_SHA256_LEN))) {
 		*ret_result = SRV_ENROLL_INVALID;
 		return 0;
 	}
@@ -301,7 +301,7 @@ static int enroll_locked(struct store_sqlite *s, const struct srv_enroll_in *in,
 	 * even if two enrollments raced on separate connections. */
 	_cleanup_stmt_ sqlite3_stmt *u = NULL;
 	r = prep(s, "UPDATE enroll_tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses",
-		 &u);
+	         &u);
 	if (r < 0)
 		return r;
 	bind_text(u, 1, in->token_id);
@@ -313,10 +313,10 @@ static int enroll_locked(struct store_sqlite *s, const struct srv_enroll_in *in,
 	}
 	_cleanup_stmt_ sqlite3_stmt *d = NULL;
 	r = prep(s,
-		 "INSERT INTO devices(device_id, group_name, hostname, agent_version, "
-		 "enroll_token_id, enrolled_at, cert_serial, cert_expires_at, last_seen) "
-		 "VALUES(?,?,?,?,?,?,?,?,?)",
-		 &d);
+	         "INSERT INTO devices(device_id, group_name, hostname, agent_version, "
+	         "enroll_token_id, enrolled_at, cert_serial, cert_expires_at, last_seen) "
+	         "VALUES(?,?,?,?,?,?,?,?,?)",
+	         &d);
 	if (r < 0)
 		return r;
 	bind_text(d, 1, in->device_id);
@@ -336,7 +336,7 @@ static int enroll_locked(struct store_sqlite *s, const struct srv_enroll_in *in,
 }
 
 static int st_enroll(struct srv_store *st, const struct srv_enroll_in *in,
-		     enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX])
+                     enum srv_enroll_result *ret_result, char ret_group[SRV_ID_MAX])
 {
 	struct store_sqlite *s = impl(st);
 	int r = st_begin(st);
@@ -380,12 +380,12 @@ static int st_device_get(struct srv_store *st, const char *device_id, struct srv
 }
 
 static int st_device_set_cert(struct srv_store *st, const char *device_id, const char *serial,
-			      int64_t expires_at)
+                              int64_t expires_at)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "UPDATE devices SET cert_serial = ?, cert_expires_at = ? WHERE device_id = ?",
-		     &q);
+	             "UPDATE devices SET cert_serial = ?, cert_expires_at = ? WHERE device_id = ?",
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, serial);
@@ -413,9 +413,9 @@ static int st_device_revoke(struct srv_store *st, const char *device_id, int64_t
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
 }
 
-#define DEVICE_COLUMNS                                                                             \
-	"device_id, group_name, hostname, agent_version, enrolled_at, cert_expires_at, "          \
-	"revoked_at, acked_seq, last_seen, heartbeat_at, policy_version, trust_root_version, "    \
+#define DEVICE_COLUMNS                                                                         \
+	"device_id, group_name, hostname, agent_version, enrolled_at, cert_expires_at, "       \
+	"revoked_at, acked_seq, last_seen, heartbeat_at, policy_version, trust_root_version, " \
 	"freshness, kernel_release, features_requested, features_enforced, cert_serial "
 
 static json_t *device_row_json(sqlite3_stmt *q)
@@ -423,15 +423,15 @@ static json_t *device_row_json(sqlite3_stmt *q)
 	static const char *const freshness[] = {"unknown", "fresh", "stale", "no-policy"};
 	int f = sqlite3_column_int(q, 12);
 	json_t *o = json_pack(
-		"{ss ss ss ss sI sI sb sI sI sI sI sI ss ss ss}", "device_id", col_text(q, 0),
-		"group", col_text(q, 1), "hostname", col_text(q, 2), "agent_version",
-		col_text(q, 3), "enrolled_at", sqlite3_column_int64(q, 4), "cert_expires_at",
-		sqlite3_column_int64(q, 5), "revoked", sqlite3_column_type(q, 6) != SQLITE_NULL,
-		"acked_seq", sqlite3_column_int64(q, 7), "last_seen", sqlite3_column_int64(q, 8),
-		"heartbeat_at", sqlite3_column_int64(q, 9), "policy_version",
-		sqlite3_column_int64(q, 10), "trust_root_version", sqlite3_column_int64(q, 11),
-		"freshness", f >= 0 && f < 4 ? freshness[f] : "unknown", "kernel_release",
-		col_text(q, 13), "cert_serial", col_text(q, 16));
+	        "{ss ss ss ss sI sI sb sI sI sI sI sI ss ss ss}", "device_id", col_text(q, 0),
+	        "group", col_text(q, 1), "hostname", col_text(q, 2), "agent_version",
+	        col_text(q, 3), "enrolled_at", sqlite3_column_int64(q, 4), "cert_expires_at",
+	        sqlite3_column_int64(q, 5), "revoked", sqlite3_column_type(q, 6) != SQLITE_NULL,
+	        "acked_seq", sqlite3_column_int64(q, 7), "last_seen", sqlite3_column_int64(q, 8),
+	        "heartbeat_at", sqlite3_column_int64(q, 9), "policy_version",
+	        sqlite3_column_int64(q, 10), "trust_root_version", sqlite3_column_int64(q, 11),
+	        "freshness", f >= 0 && f < 4 ? freshness[f] : "unknown", "kernel_release",
+	        col_text(q, 13), "cert_serial", col_text(q, 16));
 	if (!o)
 		return NULL;
 	if (sqlite3_column_type(q, 6) != SQLITE_NULL)
@@ -440,7 +440,7 @@ static json_t *device_row_json(sqlite3_stmt *q)
 		json_t *feat = json_loads(col_text(q, i), 0, NULL);
 		if (feat)
 			json_object_set_new(o, i == 14 ? "features_requested" : "features_enforced",
-					    feat);
+			                    feat);
 	}
 	return o;
 }
@@ -449,9 +449,9 @@ static int st_device_list(struct srv_store *st, const char *group, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT " DEVICE_COLUMNS
-		     "FROM devices WHERE ?1 IS NULL OR group_name = ?1 ORDER BY id",
-		     &q);
+	             "SELECT " DEVICE_COLUMNS
+	             "FROM devices WHERE ?1 IS NULL OR group_name = ?1 ORDER BY id",
+	             &q);
 	if (r < 0)
 		return r;
 	if (group)
@@ -492,11 +492,10 @@ static char *features_json(const Corral__KernelFeatures *k)
 	for (size_t i = 0; i < k->n_cgroup_controllers; i++)
 		json_array_append_new(ctl, json_string(k->cgroup_controllers[i]));
 	json_t *o = json_pack("{si sb sb sb so sb sb sb}", "landlock_abi", (int)k->landlock_abi,
-			      "seccomp", k->seccomp, "seccomp_user_notify",
-			      k->seccomp_user_notify, "cgroup_v2", k->cgroup_v2,
-			      "cgroup_controllers", ctl, "cgroup_v1_fallback",
-			      k->cgroup_v1_fallback, "bpf_cgroup", k->bpf_cgroup,
-			      "user_namespaces", k->user_namespaces);
+	                      "seccomp", k->seccomp, "seccomp_user_notify", k->seccomp_user_notify,
+	                      "cgroup_v2", k->cgroup_v2, "cgroup_controllers", ctl,
+	                      "cgroup_v1_fallback", k->cgroup_v1_fallback, "bpf_cgroup",
+	                      k->bpf_cgroup, "user_namespaces", k->user_namespaces);
 	if (!o)
 		return NULL;
 	char *s = json_dumps(o, JSON_COMPACT);
@@ -528,7 +527,7 @@ static int apply_heartbeat(struct store_sqlite *s, int64_t rowid, const Corral__
 }
 
 static int report_locked(struct store_sqlite *s, const struct srv_device *dev,
-			 const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked)
+                         const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked)
 {
 	uint8_t stackbuf[4096];
 	for (size_t i = 0; i < batch->n_events; i++) {
@@ -544,8 +543,8 @@ static int report_locked(struct store_sqlite *s, const struct srv_device *dev,
 		}
 		corral__event__pack(ev, buf);
 		uint64_t pv = ev->policy_version;
-		if (ev->kind == CORRAL__EVENT_KIND__EVENT_KIND_POLICY_APPLIED && ev->policy_applied &&
-		    ev->policy_applied->version)
+		if (ev->kind == CORRAL__EVENT_KIND__EVENT_KIND_POLICY_APPLIED &&
+		    ev->policy_applied && ev->policy_applied->version)
 			pv = ev->policy_applied->version;
 		sqlite3_stmt *q = s->event_insert;
 		sqlite3_reset(q);
@@ -598,7 +597,7 @@ static int report_locked(struct store_sqlite *s, const struct srv_device *dev,
 }
 
 static int st_report_store(struct srv_store *st, const struct srv_device *dev,
-			   const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked)
+                           const Corral__ReportBatch *batch, int64_t now_ms, uint64_t *ret_acked)
 {
 	int r = st_begin(st);
 	if (r < 0)
@@ -615,9 +614,9 @@ static int st_report_store(struct srv_store *st, const struct srv_device *dev,
 	return 0;
 }
 
-static int st_publish(struct srv_store *st, const char *group, uint64_t version,
-		      const uint8_t *env, size_t len, int64_t issued_at, int64_t expires_at,
-		      const char *by, int64_t now_ms)
+static int st_publish(struct srv_store *st, const char *group, uint64_t version, const uint8_t *env,
+                      size_t len, int64_t issued_at, int64_t expires_at, const char *by,
+                      int64_t now_ms)
 {
 	struct store_sqlite *s = impl(st);
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
@@ -627,8 +626,8 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 	sqlite3_bind_int64(q, 1, (int64_t)version);
 	r = sqlite3_step(q);
 	if (r == SQLITE_ROW) {
-		if (!util_secure_equal(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
-				       env, len))
+		if (!util_secure_equal(sqlite3_column_blob(q, 0),
+		                       (size_t)sqlite3_column_bytes(q, 0), env, len))
 			return -EEXIST;
 	} else if (r == SQLITE_DONE) {
 		uint8_t sha[SRV_SHA256_LEN];
@@ -637,9 +636,9 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 		util_hex(sha, sizeof(sha), hex);
 		_cleanup_stmt_ sqlite3_stmt *ins = NULL;
 		r = prep(s,
-			 "INSERT INTO bundles(version, envelope, sha256, issued_at, expires_at, "
-			 "first_published_at) VALUES(?,?,?,?,?,?)",
-			 &ins);
+		         "INSERT INTO bundles(version, envelope, sha256, issued_at, expires_at, "
+		         "first_published_at) VALUES(?,?,?,?,?,?)",
+		         &ins);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(ins, 1, (int64_t)version);
@@ -654,9 +653,9 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 		return -EIO;
 	_cleanup_stmt_ sqlite3_stmt *p = NULL;
 	r = prep(s,
-		 "INSERT INTO publications(group_name, version, published_ms, published_by) "
-		 "VALUES(?,?,?,?)",
-		 &p);
+	         "INSERT INTO publications(group_name, version, published_ms, published_by) "
+	         "VALUES(?,?,?,?)",
+	         &p);
 	if (r < 0)
 		return r;
 	bind_text(p, 1, group);
@@ -673,7 +672,7 @@ static int st_group_head_version(struct srv_store *st, const char *group, uint64
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT coalesce(max(version), 0) FROM publications WHERE group_name = ?", &q);
+	             "SELECT coalesce(max(version), 0) FROM publications WHERE group_name = ?", &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, group);
@@ -687,15 +686,15 @@ static int st_group_heads(struct srv_store *st, srv_store_blob_cb cb, void *user
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT p.group_name, b.version, b.envelope FROM "
-		     "(SELECT group_name, max(version) AS version FROM publications "
-		     "GROUP BY group_name) p JOIN bundles b ON b.version = p.version",
-		     &q);
+	             "SELECT p.group_name, b.version, b.envelope FROM "
+	             "(SELECT group_name, max(version) AS version FROM publications "
+	             "GROUP BY group_name) p JOIN bundles b ON b.version = p.version",
+	             &q);
 	if (r < 0)
 		return r;
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
 		int k = cb((uint64_t)sqlite3_column_int64(q, 1), col_text(q, 0),
-			   sqlite3_column_blob(q, 2), (size_t)sqlite3_column_bytes(q, 2), userdata);
+		           sqlite3_column_blob(q, 2), (size_t)sqlite3_column_bytes(q, 2), userdata);
 		if (k < 0)
 			return k;
 	}
@@ -706,22 +705,21 @@ static int st_policy_history(struct srv_store *st, const char *group, json_t **r
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT p.version, p.published_ms, p.published_by, b.sha256, b.issued_at, "
-		     "b.expires_at FROM publications p JOIN bundles b ON b.version = p.version "
-		     "WHERE p.group_name = ? ORDER BY p.version",
-		     &q);
+	             "SELECT p.version, p.published_ms, p.published_by, b.sha256, b.issued_at, "
+	             "b.expires_at FROM publications p JOIN bundles b ON b.version = p.version "
+	             "WHERE p.group_name = ? ORDER BY p.version",
+	             &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, group);
 	json_t *arr = json_array();
 	while ((r = sqlite3_step(q)) == SQLITE_ROW)
-		json_array_append_new(
-			arr,
-			json_pack("{sI sI ss ss sI sI}", "version", sqlite3_column_int64(q, 0),
-				  "published_ms", sqlite3_column_int64(q, 1), "published_by",
-				  col_text(q, 2), "sha256", col_text(q, 3), "issued_at",
-				  sqlite3_column_int64(q, 4), "expires_at",
-				  sqlite3_column_int64(q, 5)));
+		json_array_append_new(arr, json_pack("{sI sI ss ss sI sI}", "version",
+		                                     sqlite3_column_int64(q, 0), "published_ms",
+		                                     sqlite3_column_int64(q, 1), "published_by",
+		                                     col_text(q, 2), "sha256", col_text(q, 3),
+		                                     "issued_at", sqlite3_column_int64(q, 4),
+		                                     "expires_at", sqlite3_column_int64(q, 5)));
 	if (r != SQLITE_DONE) {
 		json_decref(arr);
 		return -EIO;
@@ -755,9 +753,9 @@ static int st_rollout_status(struct srv_store *st, const char *group, json_t **r
 		return r;
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	r = prep(s,
-		 "SELECT policy_version, count(*) FROM devices WHERE group_name = ? AND "
-		 "revoked_at IS NULL GROUP BY policy_version ORDER BY policy_version",
-		 &q);
+	         "SELECT policy_version, count(*) FROM devices WHERE group_name = ? AND "
+	         "revoked_at IS NULL GROUP BY policy_version ORDER BY policy_version",
+	         &q);
 	if (r < 0)
 		return r;
 	bind_text(q, 1, group);
@@ -777,12 +775,13 @@ static int st_rollout_status(struct srv_store *st, const char *group, json_t **r
 	/* publish -> applied latency of the head version: first POLICY_APPLIED event per device. */
 	_cleanup_stmt_ sqlite3_stmt *l = NULL;
 	r = prep(s,
-		 "SELECT min(e.time_ms) - p.published_ms FROM events e "
-		 "JOIN devices d ON d.id = e.device "
-		 "JOIN publications p ON p.group_name = d.group_name AND p.version = e.policy_version "
-		 "WHERE d.group_name = ?1 AND e.kind = ?2 AND e.policy_version = ?3 "
-		 "GROUP BY e.device",
-		 &l);
+	         "SELECT min(e.time_ms) - p.published_ms FROM events e "
+	         "JOIN devices d ON d.id = e.device "
+	         "JOIN publications p ON p.group_name = d.group_name AND p.version = "
+	         "e.policy_version "
+	         "WHERE d.group_name = ?1 AND e.kind = ?2 AND e.policy_version = ?3 "
+	         "GROUP BY e.device",
+	         &l);
 	if (r < 0) {
 		json_decref(by);
 		return r;
@@ -813,10 +812,10 @@ static int st_rollout_status(struct srv_store *st, const char *group, json_t **r
 	if (n)
 		qsort(lat, n, sizeof(*lat), cmp_i64);
 	*ret = json_pack("{ss sI sI sI so s{sI sI sI sI}}", "group", group, "head_version",
-			 (json_int_t)head, "devices", total, "devices_on_head", on_head,
-			 "by_version", by, "apply_latency_ms", "n", (json_int_t)n, "p50",
-			 percentile(lat, n, 50), "p95", percentile(lat, n, 95), "p99",
-			 percentile(lat, n, 99));
+	                 (json_int_t)head, "devices", total, "devices_on_head", on_head,
+	                 "by_version", by, "apply_latency_ms", "n", (json_int_t)n, "p50",
+	                 percentile(lat, n, 50), "p95", percentile(lat, n, 95), "p99",
+	                 percentile(lat, n, 99));
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -824,11 +823,11 @@ static int st_events_query(struct srv_store *st, const struct srv_event_filter *
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "SELECT d.device_id, e.received_ms, e.event FROM events e "
-		     "JOIN devices d ON d.id = e.device "
-		     "WHERE (?1 IS NULL OR d.device_id = ?1) AND (?2 < 0 OR e.kind = ?2) "
-		     "AND e.time_ms >= ?3 ORDER BY e.time_ms DESC, e.device, e.seq DESC LIMIT ?4",
-		     &q);
+	             "SELECT d.device_id, e.received_ms, e.event FROM events e "
+	             "JOIN devices d ON d.id = e.device "
+	             "WHERE (?1 IS NULL OR d.device_id = ?1) AND (?2 < 0 OR e.kind = ?2) "
+	             "AND e.time_ms >= ?3 ORDER BY e.time_ms DESC, e.device, e.seq DESC LIMIT ?4",
+	             &q);
 	if (r < 0)
 		return r;
 	if (f->device_id)
@@ -839,7 +838,7 @@ static int st_events_query(struct srv_store *st, const struct srv_event_filter *
 	json_t *arr = json_array();
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
 		json_t *ev = srv_event_json(sqlite3_column_blob(q, 2),
-					    (size_t)sqlite3_column_bytes(q, 2));
+		                            (size_t)sqlite3_column_bytes(q, 2));
 		if (!ev)
 			continue;
 		json_object_set_new(ev, "device_id", json_string(col_text(q, 0)));
@@ -854,14 +853,14 @@ static int st_events_query(struct srv_store *st, const struct srv_event_filter *
 	return 0;
 }
 
-static int st_trust_root_add(struct srv_store *st, uint64_t version, const uint8_t *env,
-			     size_t len, int64_t expires_at, const char *by, int64_t now)
+static int st_trust_root_add(struct srv_store *st, uint64_t version, const uint8_t *env, size_t len,
+                             int64_t expires_at, const char *by, int64_t now)
 {
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(impl(st),
-		     "INSERT INTO trust_roots(version, envelope, expires_at, published_at, "
-		     "published_by) VALUES(?,?,?,?,?)",
-		     &q);
+	             "INSERT INTO trust_roots(version, envelope, expires_at, published_at, "
+	             "published_by) VALUES(?,?,?,?,?)",
+	             &q);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(q, 1, (int64_t)version);
@@ -883,7 +882,7 @@ static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void 
 		return r;
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
 		int k = cb((uint64_t)sqlite3_column_int64(q, 0), NULL, sqlite3_column_blob(q, 1),
-			   (size_t)sqlite3_column_bytes(q, 1), userdata);
+		           (size_t)sqlite3_column_bytes(q, 1), userdata);
 		if (k < 0)
 			return k;
 	}
@@ -891,34 +890,34 @@ static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void 
 }
 
 static const struct srv_store_ops sqlite_ops = {
-	.close = st_close,
-	.begin = st_begin,
-	.commit = st_commit,
-	.rollback = st_rollback,
-	.audit_add = st_audit_add,
-	.audit_list = st_audit_list,
-	.admin_token_add = st_admin_token_add,
-	.admin_token_get = st_admin_token_get,
-	.admin_token_count = st_admin_token_count,
-	.group_create = st_group_create,
-	.group_exists = st_group_exists,
-	.group_list = st_group_list,
-	.enroll_token_add = st_enroll_token_add,
-	.enroll = st_enroll,
-	.device_get = st_device_get,
-	.device_set_cert = st_device_set_cert,
-	.device_revoke = st_device_revoke,
-	.device_list = st_device_list,
-	.device_show = st_device_show,
-	.report_store = st_report_store,
-	.publish = st_publish,
-	.group_head_version = st_group_head_version,
-	.group_heads = st_group_heads,
-	.policy_history = st_policy_history,
-	.rollout_status = st_rollout_status,
-	.events_query = st_events_query,
-	.trust_root_add = st_trust_root_add,
-	.trust_roots_load = st_trust_roots_load,
+        .close = st_close,
+        .begin = st_begin,
+        .commit = st_commit,
+        .rollback = st_rollback,
+        .audit_add = st_audit_add,
+        .audit_list = st_audit_list,
+        .admin_token_add = st_admin_token_add,
+        .admin_token_get = st_admin_token_get,
+        .admin_token_count = st_admin_token_count,
+        .group_create = st_group_create,
+        .group_exists = st_group_exists,
+        .group_list = st_group_list,
+        .enroll_token_add = st_enroll_token_add,
+        .enroll = st_enroll,
+        .device_get = st_device_get,
+        .device_set_cert = st_device_set_cert,
+        .device_revoke = st_device_revoke,
+        .device_list = st_device_list,
+        .device_show = st_device_show,
+        .report_store = st_report_store,
+        .publish = st_publish,
+        .group_head_version = st_group_head_version,
+        .group_heads = st_group_heads,
+        .policy_history = st_policy_history,
+        .rollout_status = st_rollout_status,
+        .events_query = st_events_query,
+        .trust_root_add = st_trust_root_add,
+        .trust_roots_load = st_trust_roots_load,
 };
 
 int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, size_t errlen)
@@ -936,20 +935,20 @@ int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, s
 	 * can lose the last transactions, and devices resend whatever was not acknowledged. */
 	if (exec(s, "PRAGMA synchronous=NORMAL") < 0 ||
 	    prep(s, "SELECT id, group_name, revoked_at, acked_seq FROM devices WHERE device_id = ?",
-		 &s->device_get) < 0 ||
+	         &s->device_get) < 0 ||
 	    prep(s,
-		 "INSERT OR IGNORE INTO events(device, seq, time_ms, kind, policy_version, "
-		 "received_ms, event) VALUES(?,?,?,?,?,?,?)",
-		 &s->event_insert) < 0 ||
+	         "INSERT OR IGNORE INTO events(device, seq, time_ms, kind, policy_version, "
+	         "received_ms, event) VALUES(?,?,?,?,?,?,?)",
+	         &s->event_insert) < 0 ||
 	    prep(s, "SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq",
-		 &s->event_seqs) < 0 ||
+	         &s->event_seqs) < 0 ||
 	    prep(s, "UPDATE devices SET acked_seq = ?, last_seen = ? WHERE id = ?",
-		 &s->device_seen) < 0 ||
+	         &s->device_seen) < 0 ||
 	    prep(s,
-		 "UPDATE devices SET heartbeat_at = max(heartbeat_at, ?), policy_version = ?, "
-		 "trust_root_version = ?, freshness = ?, agent_version = ?, kernel_release = ?, "
-		 "features_requested = ?, features_enforced = ? WHERE id = ?",
-		 &s->heartbeat) < 0) {
+	         "UPDATE devices SET heartbeat_at = max(heartbeat_at, ?), policy_version = ?, "
+	         "trust_root_version = ?, freshness = ?, agent_version = ?, kernel_release = ?, "
+	         "features_requested = ?, features_enforced = ? WHERE id = ?",
+	         &s->heartbeat) < 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
 		st_close(&s->base);
 		return -EIO;

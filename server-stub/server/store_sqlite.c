@@ -147,7 +147,7 @@ static int st_admin_token_add(struct srv_store *st, const char *id, const char *
 	sqlite3_bind_int64(q, 5, now);
 	bind_text(q, 6, by);
 	r = sqlite3_step(q);
-	if (r == SQLITE_CONSTRAINT)
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
 		return -EEXIST;
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
@@ -202,7 +202,7 @@ static int st_group_create(struct srv_store *st, const char *name, const char *b
 	sqlite3_bind_int64(q, 2, now);
 	bind_text(q, 3, by);
 	r = sqlite3_step(q);
-	if (r == SQLITE_CONSTRAINT)
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
 		return -EEXIST;
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
@@ -505,9 +505,10 @@ static char *features_json(const Corral__KernelFeatures *k)
 
 static int apply_heartbeat(struct store_sqlite *s, int64_t rowid, const Corral__Event *ev)
 {
-	const Corral__Heartbeat *hb = ev->heartbeat;
-	if (!hb)
+	/* detail is a oneof (a union): trust the member only when detail_case names it. */
+	if (ev->detail_case != CORRAL__EVENT__DETAIL_HEARTBEAT || !ev->heartbeat)
 		return 0;
+	const Corral__Heartbeat *hb = ev->heartbeat;
 	_cleanup_free_ char *req = features_json(hb->requested);
 	_cleanup_free_ char *enf = features_json(hb->enforced);
 	sqlite3_stmt *q = s->heartbeat;
@@ -663,7 +664,7 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 	sqlite3_bind_int64(p, 3, now_ms);
 	bind_text(p, 4, by);
 	r = sqlite3_step(p);
-	if (r == SQLITE_CONSTRAINT)
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
 		return -EALREADY;
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
@@ -869,7 +870,7 @@ static int st_trust_root_add(struct srv_store *st, uint64_t version, const uint8
 	sqlite3_bind_int64(q, 4, now);
 	bind_text(q, 5, by);
 	r = sqlite3_step(q);
-	if (r == SQLITE_CONSTRAINT)
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
 		return -EEXIST;
 	return r == SQLITE_DONE ? 0 : -EIO;
 }

@@ -291,9 +291,9 @@ static void apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 		schedule_stale(d);
 		return;
 	}
-	const char *reason = r == -ENOKEY ? "no-trust-root"
-	                     : r == -EIO  ? "io-error"
-	                                  : trust_reason_code(res.reason);
+	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
+	                     : !trust_store_current_root(d->trust) ? "no-trust-root"
+	                                                           : "io-error";
 	Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
 	pr.reason = (char *)reason;
 	pr.detail = res.detail;
@@ -1465,6 +1465,23 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 		log_err("data directory %s: %s", cfg->data_dir, strerror(-r));
 		goto fail;
 	}
+	/* The socket first: a second corrald on the same socket stops here, before it
+	 * touches the database. Directory of the socket: created 0755 so unprivileged users can
+	 * reach it. */
+	char sockdir[4096];
+	snprintf(sockdir, sizeof(sockdir), "%s", cfg->socket);
+	char *slash = strrchr(sockdir, '/');
+	if (slash && slash != sockdir) {
+		*slash = '\0';
+		(void)mkdir_p(sockdir, 0755);
+	}
+	d->listenfd = cd_ipc_listen(cfg->socket);
+	if (d->listenfd < 0) {
+		r = d->listenfd;
+		log_err("socket %s: %s%s", cfg->socket, strerror(-r),
+		        r == -EADDRINUSE ? " (another corrald is running)" : "");
+		goto fail;
+	}
 	snprintf(d->db_path, sizeof(d->db_path), "%s/corrald.db", cfg->data_dir);
 	snprintf(d->key_path, sizeof(d->key_path), "%s/device.key", cfg->data_dir);
 	char err[512] = "";
@@ -1502,21 +1519,6 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	(void)cd_state_get_i64(d->db, "last_sync_ms", &d->last_sync_ms);
 	cd_features_detect("/sys", "/proc", &d->features);
 
-	/* Directory of the socket: created 0755 so unprivileged users can reach it. */
-	char sockdir[4096];
-	snprintf(sockdir, sizeof(sockdir), "%s", cfg->socket);
-	char *slash = strrchr(sockdir, '/');
-	if (slash && slash != sockdir) {
-		*slash = '\0';
-		(void)mkdir_p(sockdir, 0755);
-	}
-	d->listenfd = cd_ipc_listen(cfg->socket);
-	if (d->listenfd < 0) {
-		r = d->listenfd;
-		log_err("socket %s: %s%s", cfg->socket, strerror(-r),
-		        r == -EADDRINUSE ? " (another corrald is running)" : "");
-		goto fail;
-	}
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -43,19 +43,29 @@ static void usage(FILE *out)
 	}
 }
 
+/* Does flag spelling `key` name configuration key `name`? */
+static bool same_key(const char *name, const char *key)
+{
+	size_t i = 0;
+	for (; name[i] && key[i]; i++)
+		if (!(name[i] == key[i] || (name[i] == '_' && key[i] == '-')))
+			return false;
+	return !name[i] && !key[i];
+}
+
+static const struct cd_config_key *find_flag(const char *key)
+{
+	for (const struct cd_config_key *k = cd_config_keys(); k->name; k++)
+		if (same_key(k->name, key))
+			return k;
+	return NULL;
+}
+
 /* Is `key` (flag spelling) a boolean key? */
 static bool is_bool_key(const char *key)
 {
-	for (const struct cd_config_key *k = cd_config_keys(); k->name; k++) {
-		bool same = true;
-		size_t i = 0;
-		for (; k->name[i] && key[i]; i++)
-			if (!(k->name[i] == key[i] || (k->name[i] == '_' && key[i] == '-')))
-				same = false;
-		if (same && !k->name[i] && !key[i])
-			return k->arg == NULL;
-	}
-	return false;
+	const struct cd_config_key *k = find_flag(key);
+	return k && k->arg == NULL;
 }
 
 int main(int argc, char **argv)
@@ -124,6 +134,11 @@ int main(int argc, char **argv)
 		key[kl] = '\0';
 		if (strcmp(key, "trust") == 0)
 			snprintf(key, sizeof(key), "trust-root-file");
+		if (strcmp(key, "group") != 0 && !find_flag(key)) {
+			fprintf(stderr, "corrald: unknown option '%s' (see --help)\n", a);
+			cd_config_free(&cfg);
+			return 2;
+		}
 		if (eq) {
 			value = eq + 1;
 		} else if (is_bool_key(key)) {

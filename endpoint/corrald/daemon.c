@@ -95,6 +95,10 @@ struct cd_daemon {
 	uint64_t report_last_seq;
 	EVP_PKEY *renew_key;
 
+	uint64_t rejected_version; /* last bundle refused, to report each refusal once */
+	char rejected_reason[32];
+	char rejected_root[256];
+
 	uint64_t heartbeat_at;
 	uint64_t stale_at;
 	bool stale_reported;
@@ -258,8 +262,8 @@ static void schedule_stale(struct cd_daemon *d)
 }
 
 /* Applies a bundle; when `resp` is given it is filled for the CLI, its detail pointing into
- * `detail` (caller's buffer of TRUST detail size). */
-static void apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, const char *origin,
+ * `detail` (caller's buffer of TRUST detail size). Returns true when applied. */
+static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, const char *origin,
                          Corral__PolicyApplyResponse *resp, char *detail, size_t detail_len)
 {
 	struct trust_bundle_info info;
@@ -289,18 +293,39 @@ static void apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 			resp->version = info.version;
 		}
 		schedule_stale(d);
-		return;
+		d->rejected_version = 0;
+		return true;
 	}
 	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
 	                     : !trust_store_current_root(d->trust) ? "no-trust-root"
 	                                                           : "io-error";
+	/* The server keeps offering a bundle we refused until a newer one is published: report
+	 * each refusal once, not on every poll. The version is read without trusting it (only
+	 * to recognise the repeat). */
+	uint64_t version = 0;
+	Corral__SignedEnvelope *e =
+	        len <= TRUST_ENVELOPE_MAX ? corral__signed_envelope__unpack(NULL, len, env) : NULL;
+	Corral__PolicyBundle *pb =
+	        e ? corral__policy_bundle__unpack(NULL, e->payload.len, e->payload.data) : NULL;
+	if (pb) {
+		version = pb->version;
+		corral__policy_bundle__free_unpacked(pb, NULL);
+	}
+	if (e)
+		corral__signed_envelope__free_unpacked(e, NULL);
+	bool repeat = !resp && version && version == d->rejected_version &&
+	              strcmp(reason, d->rejected_reason) == 0;
+	d->rejected_version = version;
+	snprintf(d->rejected_reason, sizeof(d->rejected_reason), "%s", reason);
 	Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
 	pr.reason = (char *)reason;
 	pr.detail = res.detail;
+	pr.version = version;
 	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED;
 	ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
 	ev.policy_rejected = &pr;
-	(void)emit(d, &ev);
+	if (!repeat)
+		(void)emit(d, &ev);
 	log_warn("policy bundle rejected (%s): %s: %s", origin, reason, res.detail);
 	if (resp) {
 		resp->applied = false;
@@ -308,12 +333,14 @@ static void apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 		snprintf(detail, detail_len, "%s", res.detail);
 		resp->detail = detail;
 	}
+	return false;
 }
 
-static void apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t *lens, size_t n)
+/* Applies trust roots from the server (all or none). Returns false when they were refused. */
+static bool apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t *lens, size_t n)
 {
 	if (n == 0)
-		return;
+		return true;
 	struct trust_result res;
 	memset(&res, 0, sizeof(res));
 	int r = trust_store_apply_roots(d->trust, (const uint8_t *const *)envs, lens, n,
@@ -329,6 +356,7 @@ static void apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t 
 		ev.policy_applied = &pa;
 		(void)emit(d, &ev);
 		log_info("trust root version %" PRIu64 " applied", v);
+		d->rejected_root[0] = '\0';
 	} else if (r < 0) {
 		Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
 		pr.reason = (char *)trust_reason_code(res.reason);
@@ -336,9 +364,13 @@ static void apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t 
 		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_TRUST_ROOT_REJECTED;
 		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
 		ev.policy_rejected = &pr;
-		(void)emit(d, &ev);
+		/* Offered again on every poll until fixed: report each refusal once. */
+		if (strcmp(d->rejected_root, res.detail) != 0)
+			(void)emit(d, &ev);
+		snprintf(d->rejected_root, sizeof(d->rejected_root), "%s", res.detail);
 		log_warn("trust root rejected: %s: %s", pr.reason, res.detail);
 	}
+	return r >= 0;
 }
 
 /* ---- worker ----------------------------------------------------------------------- */
@@ -825,8 +857,8 @@ static void handle_renewed(struct cd_daemon *d, const Corral__RenewResponse *rr)
 static void handle_update(struct cd_daemon *d, const Corral__PolicyUpdate *u)
 {
 	d->poll_inflight = false;
-	d->poll_failures = 0;
 	d->last_sync_ms = util_now_ms();
+	bool ok = true;
 	(void)cd_state_set_i64(d->db, "last_sync_ms", d->last_sync_ms);
 	if (u->n_groups > 0)
 		(void)store_groups(d, u->groups, u->n_groups);
@@ -838,16 +870,22 @@ static void handle_update(struct cd_daemon *d, const Corral__PolicyUpdate *u)
 				envs[i] = u->trust_roots[i].data;
 				lens[i] = u->trust_roots[i].len;
 			}
-			apply_roots(d, envs, lens, u->n_trust_roots);
+			ok = apply_roots(d, envs, lens, u->n_trust_roots);
 		}
 		free(lens);
 		free(envs);
 	}
-	if (u->bundle.len > 0)
-		apply_bundle(d, u->bundle.data, u->bundle.len, "server", NULL, NULL, 0);
 	/* Immediately poll again: the server holds the request until something changes. A
 	 * rejected bundle would come back at once, so then we wait like after an error. */
-	d->poll_at = 0;
+	if (u->bundle.len > 0 &&
+	    !apply_bundle(d, u->bundle.data, u->bundle.len, "server", NULL, NULL, 0))
+		ok = false;
+	if (ok) {
+		d->poll_failures = 0;
+		d->poll_at = 0;
+	} else {
+		d->poll_at = now_mono() + backoff_ms(d, ++d->poll_failures);
+	}
 }
 
 static void handle_worker_error(struct cd_daemon *d, const Corral__WorkerError *e)

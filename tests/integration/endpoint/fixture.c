@@ -320,6 +320,22 @@ long fx_wait_status_str(const struct fx_daemon *d, const char *key, const char *
 	}
 }
 
+long fx_wait_status_true(const struct fx_daemon *d, const char *key, unsigned timeout_ms)
+{
+	uint64_t start = util_monotonic_ms();
+	for (;;) {
+		json_t *j = fx_status(d);
+		bool v = j && json_is_true(json_object_get(j, key));
+		json_decref(j);
+		uint64_t el = util_monotonic_ms() - start;
+		if (v)
+			return (long)el;
+		if (el > timeout_ms)
+			return -1;
+		usleep(20000);
+	}
+}
+
 Corral__IpcResponse *fx_ipc(const struct fx_daemon *d, Corral__IpcRequest *rq)
 {
 	int s = cd_ipc_connect(d->sock);

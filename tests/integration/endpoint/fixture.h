@@ -62,6 +62,8 @@ long fx_wait_status_int(const struct fx_daemon *d, const char *key, long long wa
 long fx_wait_status_str(const struct fx_daemon *d, const char *key, const char *want,
                         unsigned timeout_ms);
 
+long fx_wait_status_true(const struct fx_daemon *d, const char *key, unsigned timeout_ms);
+
 /* Raw IPC request to the daemon; returns the unpacked response or NULL. */
 Corral__IpcResponse *fx_ipc(const struct fx_daemon *d, Corral__IpcRequest *rq);
 

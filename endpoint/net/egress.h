@@ -20,6 +20,10 @@
 
 /* ---- shared with the BPF program --------------------------------------------------------- */
 
+#ifndef EGRESS_BPF_PROG
+#include <linux/types.h>
+#endif
+
 #define EGRESS_MAX_PREFIXES      1024 /* LPM entries per family per generation */
 #define EGRESS_MAX_RANGES        1024 /* port ranges per generation */
 #define EGRESS_RANGES_PER_PREFIX 32   /* port ranges one prefix may carry (incl. inherited ones) */
@@ -76,6 +80,7 @@ struct egress_config {
 /* Ring buffer record. */
 struct egress_raw_event {
 	__u64 cgroup_id;
+	__u64 time_ns; /* CLOCK_MONOTONIC */
 	__u32 pid;
 	__u32 family; /* 2 = AF_INET, 10 = AF_INET6 */
 	__u8 addr[16];

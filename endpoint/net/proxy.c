@@ -391,6 +391,7 @@ static void first_head(struct conn *c)
 			refuse(c, resp_400, k < 0 ? reason : "bad-request", NULL);
 			return;
 		}
+		c->host_escaped[0] = '\0'; /* reports name the normalised host from here on */
 	} else {
 		struct http_parser_url u;
 		http_parser_url_init(&u);
@@ -421,6 +422,7 @@ static void first_head(struct conn *c)
 			return;
 		}
 		c->host_kind = k;
+		c->host_escaped[0] = '\0';
 		c->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
 		/* the Host header must name the same host and port as the request line */
 		char hh[256];

@@ -47,7 +47,8 @@ bool egress_compiled_allows(const struct egress_compiled *c, int family, const u
                             uint16_t port, uint32_t proto_mask);
 
 /* true when `addr` is in 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16,
- * 172.16.0.0/12, 192.168.0.0/16,
+ * 172.16.0.0/12, 192.168.0.0/16, the documentation and benchmark ranges (192.0.2.0/24,
+ * 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15, 2001:db8::/32),
  * 224/4, 240/4, ::, ::1, fc00::/7, fe80::/10, ff00::/8, or a mapped form of those. */
 bool egress_addr_is_private(int family, const uint8_t *addr);
 

@@ -378,11 +378,17 @@ bool egress_addr_is_private(int family, const uint8_t *a)
 		return a[0] == 0 || a[0] == 10 || a[0] == 127 ||
 		       (a[0] == 100 && (a[1] & 0xc0) == 64) || (a[0] == 169 && a[1] == 254) ||
 		       (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-		       a[0] >= 224;
+		       /* documentation and benchmark ranges: never a real destination */
+		       (a[0] == 192 && a[1] == 0 && a[2] == 2) ||
+		       (a[0] == 198 && a[1] == 51 && a[2] == 100) ||
+		       (a[0] == 203 && a[1] == 0 && a[2] == 113) ||
+		       (a[0] == 198 && (a[1] & 0xfe) == 18) || a[0] >= 224;
 	}
 	static const uint8_t zero[15] = {0};
 	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
-		return true;                              /* :: and ::1 */
+		return true; /* :: and ::1 */
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)
+		return true;                              /* 2001:db8::/32 documentation */
 	return (a[0] & 0xfe) == 0xfc ||                   /* fc00::/7 ULA (incl. fd00:ec2::254) */
 	       (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || /* fe80::/10 */
 	       a[0] == 0xff ||                            /* multicast */

@@ -31,9 +31,9 @@ static void setup(void)
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	h1.host = "allowed.test";
+	h1.host = (char *)"allowed.test";
 	h1.port = 1;
-	h2.host = "*.wild.test";
+	h2.host = (char *)"*.wild.test";
 	rules.hosts = hosts;
 	rules.n_hosts = 2;
 	if (egress_proxy_new(&cfg, &rules, NULL, NULL, &proxy) < 0)

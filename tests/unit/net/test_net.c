@@ -374,9 +374,9 @@ static void test_private_ranges(void)
 	static const char *const priv[] = {
 	        "10.1.2.3",        "172.16.0.1", "172.31.255.255",  "192.168.1.1", "127.0.0.1",
 	        "169.254.169.254", "0.0.0.0",    "100.64.0.1",      "::1",         "fc00::1",
-	        "fd00:ec2::254",   "fe80::1",    "::ffff:10.0.0.1", "::"};
-	static const char *const pub[] = {"192.0.2.1", "172.32.0.1", "198.51.100.1", "2001:db8::1",
-	                                  "::ffff:192.0.2.1"};
+	        "fd00:ec2::254",   "fe80::1",    "::ffff:10.0.0.1", "::",          "192.0.2.1",
+	        "198.51.100.1",    "2001:db8::1"};
+	static const char *const pub[] = {"172.32.0.1", "8.8.8.8", "2600::1", "::ffff:1.1.1.1"};
 	for (size_t i = 0; i < ELEMENTSOF(priv); i++) {
 		uint8_t a[16] = {0};
 		int f = strchr(priv[i], ':') ? AF_INET6 : AF_INET;

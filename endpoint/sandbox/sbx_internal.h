@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internal structures shared by the sandbox engine's files (not part of the public API).
+ *
+ * Split of work: everything that allocates, reads directories or formats text happens in the
+ * parent (profile compile once per policy version, session plan per spawn). The child between
+ * clone3 and execve only issues system calls over that prepared plan: it was created by a raw
+ * clone3 from a possibly multi-threaded daemon, so malloc, stdio and locale are off limits there.
+ */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sbx.h"
+
+/* Landlock constants newer than the Debian 12 headers (ABI 2). */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
+#endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP    (1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#endif
+#define SBX_LANDLOCK_RULE_PATH_BENEATH                1
+#define SBX_LANDLOCK_RULE_NET_PORT                    2
+#define SBX_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET       (1ULL << 0)
+#define SBX_LANDLOCK_SCOPE_SIGNAL                     (1ULL << 1)
+#define SBX_LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF  (1U << 0)
+#define SBX_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON    (1U << 1)
+#define SBX_LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF (1U << 2)
+
+/* ruleset_attr as of ABI 6 (the kernel accepts a smaller size from older ABIs). */
+struct sbx_landlock_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+
+/* Access-right groups a profile's read/write/execute sets map to. */
+enum sbx_access_kind {
+	SBX_ACCESS_READ,
+	SBX_ACCESS_WRITE,
+	SBX_ACCESS_EXEC,
+};
+
+/* A path template from the profile ("${HOME}/src", "/usr"). */
+struct sbx_path_tmpl {
+	char *text;
+	enum sbx_access_kind kind;
+};
+
+#define SBX_LAYERS_MAX 32
+
+struct sbx_compiled {
+	bool audit;      /* Mode audit: deny nothing, report */
+	bool namespaces; /* isolation tier `namespace` */
+	bool allow_root;
+	char *run_as; /* NULL = caller */
+
+	/* Landlock (landlock_abi == 0: not applied) */
+	int landlock_abi;
+	uint64_t ll_handled_fs;
+	uint64_t ll_read, ll_write, ll_exec; /* rights per kind, already masked by the ABI */
+	uint64_t ll_scoped;
+	struct sbx_path_tmpl *paths;
+	size_t npaths;
+	char **deny; /* templates */
+	size_t ndeny;
+
+	/* seccomp */
+	struct sock_filter *bpf;
+	size_t bpf_len;
+	bool seccomp_notify;          /* the filter contains USER_NOTIF actions */
+	bool seccomp_notify_continue; /* answer notifications with CONTINUE (audit/log) */
+
+	/* resources: which controller is used where (SBX_CG_*), limits */
+	uint64_t memory_max;
+	uint32_t pids_max;
+	uint32_t cpu_max_percent;
+	unsigned cg_v2; /* controllers to set through v2 */
+	unsigned cg_v1; /* controllers to set through v1 */
+	bool degrade_resources;
+	struct sbx_features features; /* host facts at compile time (paths) */
+
+	char **env_allow;
+	size_t nenv_allow;
+
+	const char *layers[SBX_LAYERS_MAX];
+	size_t nlayers;
+	const char *degraded[SBX_LAYERS_MAX];
+	size_t ndegraded;
+	char *strings; /* pool owning layer strings */
+	size_t strings_len, strings_cap;
+};
+
+/* One Landlock path rule, prepared by the parent, applied by the child. */
+struct sbx_ll_rule {
+	char *path;
+	size_t follow_len; /* leading bytes of path opened following symlinks; rest: no symlinks */
+	uint64_t access;
+};
+
+/* Mount work for the namespace tier, prepared by the parent. */
+struct sbx_mount_plan {
+	char **writable; /* bind-mounted onto themselves and kept read-write */
+	size_t nwritable;
+	char **masked; /* denied paths hidden by an empty read-only tmpfs (dir) or /dev/null */
+	size_t nmasked;
+	char *tmp; /* bound onto /tmp when set */
+};
+
+/* Session cgroups. */
+struct sbx_cgroup {
+	char v2_path[SBX_PATH_MAX];
+	int v2_fd;
+	char v1_path[3][SBX_PATH_MAX]; /* memory, pids, cpu ("" when unused) */
+	bool v2_kill;
+	unsigned v2_ctrl, v1_ctrl;
+};
+
+/* What the child does; fully prepared by the parent. */
+struct sbx_plan {
+	const struct sbx_compiled *c;
+	char **argv;
+	char **envp;
+	const char *path_env; /* PATH value for the exec search (points into envp) */
+	char *cwd;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SBX_GROUPS_MAX];
+	size_t ngroups;
+	bool change_ids; /* we are privileged and must switch identity */
+	int stdio[3];
+	struct sbx_ll_rule *rules;
+	size_t nrules;
+	size_t rules_cap;
+	uint16_t *tcp_connect, *tcp_bind;
+	size_t ntcp_connect, ntcp_bind;
+	struct sbx_mount_plan mounts;
+	int err_fd;      /* child -> parent: struct sbx_child_report */
+	int sync_fd;     /* parent -> child: release byte */
+	int notify_sock; /* child -> parent: seccomp listener via SCM_RIGHTS */
+};
+
+/* What the child writes on failure (no formatting in the child: the parent formats). */
+struct sbx_child_report {
+	char step[32];
+	int error;
+	char detail[SBX_PATH_MAX];
+};
+
+/* Child failure: writes the report and _exit()s. Async-signal-safe. */
+_Noreturn void sbx_child_fail(const struct sbx_plan *p, const char *step, int error,
+                              const char *detail);
+
+/* async-signal-safe bounded copy/append (return false on truncation). */
+bool sbx_str_copy(char *dst, size_t size, const char *src);
+bool sbx_str_append(char *dst, size_t size, const char *src);
+
+/* features.c */
+int sbx_own_cgroup(const char *controller, char *buf, size_t len);
+
+/* profile.c */
+int sbx_compiled_add_layer(struct sbx_compiled *c, bool degraded, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* landlock.c */
+uint64_t sbx_landlock_fs_rights(int abi);
+int sbx_landlock_compile(struct sbx_compiled *c, const Corral__Profile *p,
+                         const struct sbx_features *f, char *err, size_t errlen);
+int sbx_landlock_plan(struct sbx_plan *plan, const char *home, const char *workdir, const char *tmp,
+                      struct sbx_error *err);
+int sbx_path_var(const char *t, const char **ret_rest);
+int sbx_expand(const char *tmpl, const char *home, const char *workdir, const char *tmp, char **ret,
+               size_t *ret_follow_len);
+void sbx_landlock_apply(const struct sbx_plan *p); /* child; fails via sbx_child_fail */
+
+/* seccomp.c */
+int sbx_seccomp_compile(struct sbx_compiled *c, const Corral__Profile *p,
+                        const struct sbx_features *f, char *err, size_t errlen);
+void sbx_seccomp_apply(const struct sbx_plan *p); /* child */
+
+/* cgroup.c */
+int sbx_cgroup_create(const struct sbx_compiled *c, const char *parent, const char *name,
+                      struct sbx_cgroup *ret, struct sbx_error *err);
+int sbx_cgroup_attach_v1(const struct sbx_cgroup *cg, pid_t pid);
+int sbx_cgroup_kill(const struct sbx_cgroup *cg);
+void sbx_cgroup_stats(const struct sbx_cgroup *cg, struct sbx_result *r);
+void sbx_cgroup_destroy(struct sbx_cgroup *cg);
+
+/* ns.c */
+int sbx_ns_write_maps(pid_t pid, const struct sbx_plan *p);
+void sbx_ns_setup_mounts(const struct sbx_plan *p); /* child */
+
+/* caps.c */
+void sbx_caps_drop_bounding(const struct sbx_plan *p); /* child, before the uid change */
+void sbx_creds_drop(const struct sbx_plan *p);         /* child */
+void sbx_caps_clear(const struct sbx_plan *p);         /* child, after the uid change */

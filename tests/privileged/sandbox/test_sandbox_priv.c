@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Privileged sandbox tests (root; skip with the reason otherwise): real sessions proving each
+ * rule. Filesystem reads/writes allowed and denied with EACCES (Landlock), carve-outs, the
+ * syscall baseline denied with EPERM and reported via notify, kill/log/audit actions, memory and
+ * pids limits triggered and reported, exit codes and signals, an interactive pty, the namespace
+ * tier, failing steps reported by name, the session kill, the environment allowlist and
+ * Landlock TCP port rules.
+ */
+#include <netinet/in.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "sbx_test_profile.h"
+#include "sbx_test_run.h"
+
+static struct sbx_test_dirs dirs;
+static struct sbx_features features;
+static char probe[300];
+static bool ready;
+static char skip_reason[256];
+
+static int suite_init(void)
+{
+	char from[512];
+
+	if (!harness_is_root()) {
+		snprintf(skip_reason, sizeof(skip_reason), "needs root (sessions switch users)");
+		return 0;
+	}
+	if (sbx_features_probe(&features) < 0 || features.landlock_abi < 6 ||
+	    !features.seccomp_notify) {
+		snprintf(skip_reason, sizeof(skip_reason),
+		         "needs Landlock ABI >= 6 and seccomp notify (have abi %d)",
+		         features.landlock_abi);
+		return 0;
+	}
+	if (sbx_test_dirs_setup(&dirs) < 0)
+		return -1;
+	snprintf(from, sizeof(from), "%s/tests/sbx_probe", harness_binary_dir());
+	snprintf(probe, sizeof(probe), "%s/sbx_probe", dirs.bin);
+	if (sbx_test_copy(from, probe, 0755) < 0)
+		return -1;
+	ready = true;
+	return 0;
+}
+
+static int suite_cleanup(void)
+{
+	if (dirs.base[0])
+		harness_rm_rf(dirs.base);
+	return 0;
+}
+
+#define REQUIRE_READY()                                  \
+	do {                                             \
+		if (!ready)                              \
+			HARNESS_SKIP("%s", skip_reason); \
+	} while (0)
+
+/* Compiles the strict profile with optional tweaks. */
+static struct sbx_compiled *strict(void (*tweak)(struct sbx_test_profile *))
+{
+	struct sbx_test_profile tp;
+	struct sbx_compiled *c = NULL;
+	char err[256];
+	Corral__Profile *p = sbx_test_strict_profile(&tp, dirs.bin);
+
+	if (tweak)
+		tweak(&tp);
+	if (sbx_compile_profile(p, &features, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "compile: %s\n", err);
+		return NULL;
+	}
+	return c;
+}
+
+/* Runs the probe with one subcommand; returns its first output line in o->output. */
+static void run_probe(struct sbx_compiled *c, const char *cmd, const char *arg,
+                      struct sbx_test_outcome *o)
+{
+	const char *argv[] = {probe, cmd, arg, NULL};
+
+	CU_ASSERT_EQUAL_FATAL(sbx_test_run(c, argv, &dirs, o), 0);
+	o->output[strcspn(o->output, "\n")] = '\0';
+}
+
+static void expect_probe(struct sbx_compiled *c, const char *cmd, const char *arg, const char *want)
+{
+	struct sbx_test_outcome o;
+
+	run_probe(c, cmd, arg, &o);
+	printf("\n    probe %s %s -> %s (want %s)", cmd, arg, o.output, want);
+	CU_ASSERT_STRING_EQUAL(o.output, want);
+}
+
+static void test_filesystem(void)
+{
+	char p[512];
+	struct sbx_compiled *c;
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	snprintf(p, sizeof(p), "%s/existing.txt", dirs.work);
+	expect_probe(c, "write", p, "OK"); /* ${WORKDIR} writable */
+	snprintf(p, sizeof(p), "%s/new.txt", dirs.tmp);
+	expect_probe(c, "create", p, "OK"); /* ${TMP} writable */
+	snprintf(p, sizeof(p), "%s/notes.txt", dirs.home);
+	expect_probe(c, "read", p, "OK");      /* ${HOME} readable */
+	expect_probe(c, "write", p, "EACCES"); /* but not writable */
+	expect_probe(c, "read", "/etc/hostname", "OK");
+	expect_probe(c, "write", "/etc/hostname", "EACCES");
+	snprintf(p, sizeof(p), "%s/x", dirs.outside);
+	expect_probe(c, "create", p, "EACCES"); /* outside every rule */
+	snprintf(p, sizeof(p), "%s/existing.txt", dirs.work);
+	expect_probe(c, "exec", p, "EACCES"); /* ${WORKDIR} is not executable */
+	sbx_compiled_free(c);
+}
+
+static void test_carve_out(void)
+{
+	char p[512];
+	struct sbx_compiled *c;
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	expect_probe(c, "read", dirs.secret, "EACCES");     /* inside the carve-out */
+	expect_probe(c, "listdir", dirs.ssh, "EACCES");     /* the denied directory itself */
+	expect_probe(c, "exec", dirs.denied_bin, "EACCES"); /* nor its binaries */
+	snprintf(p, sizeof(p), "%s/notes.txt", dirs.home);
+	expect_probe(c, "read", p, "OK"); /* siblings stay readable */
+	/* an ancestor of a carve-out gets no rule of its own: not listable, nothing new in it */
+	expect_probe(c, "listdir", dirs.home, "EACCES");
+	snprintf(p, sizeof(p), "%s/.aws", dirs.home);
+	expect_probe(c, "create", p, "EACCES");
+	sbx_compiled_free(c);
+}
+
+static void test_seccomp_notify(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	run_probe(c, "unshare", "", &o);
+	CU_ASSERT_STRING_EQUAL(o.output, "EPERM");
+	CU_ASSERT_EQUAL(o.violations, 1);
+	CU_ASSERT_STRING_EQUAL(o.last_syscall, "unshare");
+	bool notify = false;
+	for (size_t i = 0; i < o.nlayers; i++)
+		notify = notify || strcmp(o.layers[i], "seccomp:notify") == 0;
+	CU_ASSERT_TRUE(notify);
+	sbx_compiled_free(c);
+}
+
+static void tweak_kill(struct sbx_test_profile *t)
+{
+	t->sys.action = CORRAL__SYSCALL_ACTION__SYSCALL_ACTION_KILL;
+}
+
+static void tweak_extra_deny(struct sbx_test_profile *t)
+{
+	t->sys_deny[t->sys.n_deny++] = (char *)"getppid";
+	t->sys_deny[t->sys.n_deny++] = (char *)"socket";
+}
+
+static void test_seccomp_kill_and_additions(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+
+	REQUIRE_READY();
+	c = strict(tweak_kill);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	run_probe(c, "unshare", "", &o);
+	CU_ASSERT_EQUAL(o.res.signal, SIGSYS);
+	sbx_compiled_free(c);
+
+	/* the profile's additions are denied like the baseline */
+	c = strict(tweak_extra_deny);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	run_probe(c, "connect", "1", &o);
+	CU_ASSERT_STRING_EQUAL(o.output, "EPERM");
+	CU_ASSERT_STRING_EQUAL(o.last_syscall, "socket");
+	sbx_compiled_free(c);
+}
+
+static void tweak_audit(struct sbx_test_profile *t)
+{
+	t->profile.mode = CORRAL__MODE__MODE_AUDIT;
+}
+
+static void test_audit_mode(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	size_t nd;
+
+	REQUIRE_READY();
+	c = strict(tweak_audit);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_TRUE(sbx_compiled_audit(c));
+	/* nothing is denied... */
+	run_probe(c, "unshare", "", &o);
+	CU_ASSERT_STRING_EQUAL(o.output, "OK");
+	/* ...but it is reported */
+	CU_ASSERT_EQUAL(o.violations, 1);
+	CU_ASSERT_STRING_EQUAL(o.last_syscall, "unshare");
+	/* Landlock has no log-only mode: skipped, and the layers say so */
+	run_probe(c, "read", dirs.secret, &o);
+	CU_ASSERT_STRING_EQUAL(o.output, "OK");
+	const char *const *d = sbx_compiled_degraded(c, &nd);
+	CU_ASSERT_TRUE(nd >= 1 && strstr(d[0], "landlock") != NULL);
+	sbx_compiled_free(c);
+}
+
+static void tweak_small(struct sbx_test_profile *t)
+{
+	t->res.memory_max_bytes = 32ull << 20;
+	t->res.pids_max = 8;
+	t->res.cpu_max_percent = 50;
+}
+
+static void test_resources(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+
+	REQUIRE_READY();
+	if (!((features.cgroup_v2_controllers | features.cgroup_v1_controllers) & SBX_CG_MEMORY) ||
+	    !((features.cgroup_v2_controllers | features.cgroup_v1_controllers) & SBX_CG_PIDS))
+		HARNESS_SKIP("no memory/pids cgroup controller on this host");
+	c = strict(tweak_small);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	/* memory: 128 MiB touched under a 32 MiB limit -> OOM kill, reported */
+	run_probe(c, "alloc", "128", &o);
+	printf("\n    alloc 128M under 32M: signal %d oom_kills %llu peak %llu", o.res.signal,
+	       (unsigned long long)o.res.oom_kills, (unsigned long long)o.res.memory_peak_bytes);
+	CU_ASSERT_EQUAL(o.res.signal, SIGKILL);
+	CU_ASSERT_TRUE(o.res.oom_kills >= 1);
+	CU_ASSERT_TRUE(o.res.memory_peak_bytes >= (16ull << 20));
+	CU_ASSERT_TRUE(o.res.memory_peak_bytes <= (32ull << 20));
+	/* within the limit it works and the peak is reported */
+	run_probe(c, "alloc", "8", &o);
+	CU_ASSERT_STRING_EQUAL(o.output, "OK");
+	CU_ASSERT_EQUAL(o.res.oom_kills, 0);
+	CU_ASSERT_TRUE(o.res.memory_peak_bytes >= (8ull << 20));
+	/* pids: at most 8 tasks in the session */
+	run_probe(c, "fork", "20", &o);
+	printf("\n    fork 20 under pids.max 8: %s, pids_max_hits %llu", o.output,
+	       (unsigned long long)o.res.pids_max_hits);
+	CU_ASSERT_STRING_EQUAL(o.output, "forked 7 EAGAIN");
+	CU_ASSERT_TRUE(o.res.pids_max_hits >= 1);
+	/* CPU time is accounted */
+	run_probe(c, "spin", "50", &o);
+	CU_ASSERT_TRUE(o.res.cpu_usec > 0);
+	sbx_compiled_free(c);
+}
+
+static void test_exit_status(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	run_probe(c, "exit", "42", &o);
+	CU_ASSERT_EQUAL(o.res.exit_code, 42);
+	CU_ASSERT_EQUAL(o.res.signal, 0);
+	run_probe(c, "signal", "15", &o);
+	CU_ASSERT_EQUAL(o.res.signal, SIGTERM);
+	sbx_compiled_free(c);
+}
+
+static void test_pty_session(void)
+{
+	struct sbx_compiled *c;
+	struct sbx *s;
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	struct sbx_result res;
+	int master, slave;
+	char buf[4096] = "";
+	size_t len = 0;
+	const char *argv[] = {"/bin/sh", "-c",
+	                      "test -t 0 && echo TTY-OK; read line; echo got-$line; exit 3", NULL};
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(openpty(&master, &slave, NULL, NULL, NULL), 0);
+	s = sbx_new();
+	sbx_set_profile(s, c);
+	sbx_set_argv(s, argv);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	sbx_set_stdio(s, slave, slave, slave);
+	CU_ASSERT_EQUAL_FATAL(sbx_spawn(s, &ch, &err), 0);
+	close(slave);
+	CU_ASSERT_EQUAL(write(master, "hello\n", 6), 6);
+	/* read until the session closes the pty (EIO on the master) */
+	for (;;) {
+		struct pollfd p = {.fd = master, .events = POLLIN};
+		if (poll(&p, 1, 10000) <= 0)
+			break;
+		ssize_t n = read(master, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &res), 0);
+	printf("\n    pty output: %s", buf);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "TTY-OK"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "got-hello"));
+	CU_ASSERT_EQUAL(res.exit_code, 3);
+	sbx_child_free(ch);
+	sbx_free(s);
+	close(master);
+	sbx_compiled_free(c);
+}
+
+static void tweak_ns(struct sbx_test_profile *t)
+{
+	t->proc.isolation = CORRAL__ISOLATION__ISOLATION_NAMESPACE;
+}
+
+static void test_namespace_tier(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	char script[1024];
+
+	REQUIRE_READY();
+	c = strict(tweak_ns);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	snprintf(script, sizeof(script),
+	         "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]' ; "
+	         "ls -a %s | wc -l; echo hi > /tmp/x && cat /tmp/x; "
+	         "touch /etc/nope 2>&1 | grep -c 'Read-only' ; id -u",
+	         dirs.ssh);
+	CU_ASSERT_EQUAL_FATAL(sbx_test_sh(c, script, &dirs, &o), 0);
+	printf("\n    namespace tier output:\n%s", o.output);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "pid=1\n"));   /* own pid namespace */
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "corral\n"));  /* own uts namespace */
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "hi\n"));      /* private /tmp = ${TMP} */
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "\n65534\n")); /* real identity kept */
+	CU_ASSERT_EQUAL(o.res.exit_code, 0);
+	char p[300];
+	snprintf(p, sizeof(p), "%s/x", dirs.tmp);
+	CU_ASSERT_EQUAL(access(p, F_OK), 0); /* the private /tmp was the session's ${TMP} */
+	sbx_compiled_free(c);
+}
+
+static void test_failed_steps(void)
+{
+	struct sbx_compiled *c;
+	struct sbx *s;
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	const char *argv[] = {"/nonexistent/binary", NULL};
+	const char *ok_argv[] = {"/bin/true", NULL};
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	s = sbx_new();
+	sbx_set_profile(s, c);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+
+	/* exec of a missing binary: step "exec", ENOENT */
+	sbx_set_argv(s, argv);
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(err.step, "exec");
+	CU_ASSERT_EQUAL(err.error, ENOENT);
+	printf("\n    %s", err.message);
+
+	/* a binary Landlock does not allow executing: step "exec", EACCES */
+	const char *denied[] = {dirs.denied_bin, NULL};
+	sbx_set_argv(s, denied);
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -EACCES);
+	CU_ASSERT_STRING_EQUAL(err.step, "exec");
+
+	/* a missing working directory: step "chdir" */
+	sbx_set_argv(s, ok_argv);
+	sbx_set_cwd(s, "/nonexistent/dir");
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(err.step, "chdir");
+	sbx_set_cwd(s, dirs.work);
+
+	/* root without allow_root: refused before anything runs */
+	sbx_set_ids(s, 0, 0, NULL, 0);
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -EPERM);
+	CU_ASSERT_STRING_EQUAL(err.step, "credentials");
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
+static void tweak_run_as_missing(struct sbx_test_profile *t)
+{
+	t->proc.run_as = (char *)"corral-no-such-account";
+}
+
+static void tweak_run_as_nobody(struct sbx_test_profile *t)
+{
+	t->proc.run_as = (char *)"nobody";
+}
+
+static void test_run_as(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	const char *argv[] = {"/usr/bin/id", "-u", NULL};
+
+	REQUIRE_READY();
+	c = strict(tweak_run_as_missing);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(sbx_test_run(c, argv, &dirs, &o), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(o.err.step, "credentials");
+	sbx_compiled_free(c);
+
+	c = strict(tweak_run_as_nobody);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(sbx_test_run(c, argv, &dirs, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "65534\n");
+	sbx_compiled_free(c);
+}
+
+static void test_kill_session(void)
+{
+	struct sbx_compiled *c;
+	struct sbx *s;
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	struct sbx_result res;
+	const char *argv[] = {probe, "children", NULL};
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	s = sbx_new();
+	sbx_set_profile(s, c);
+	sbx_set_argv(s, argv);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	CU_ASSERT_EQUAL_FATAL(sbx_spawn(s, &ch, &err), 0);
+	usleep(200000);
+	CU_ASSERT_TRUE(sbx_child_cgroup_fd(ch) >= 0 || !features.cgroup_v2);
+	CU_ASSERT_EQUAL(sbx_child_kill(ch), 0);
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &res), 0);
+	CU_ASSERT_EQUAL(res.signal, SIGKILL);
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &res), -ECHILD);
+	sbx_child_free(ch);
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
+static void test_environment(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	const char *envp[] = {"ESC_FOO=bar", "UNRELATED=secret", "HOME=/root", "PATH=/usr/bin",
+	                      NULL};
+	const char *a1[] = {probe, "env", "ESC_FOO", NULL};
+	const char *a2[] = {probe, "env", "UNRELATED", NULL};
+	const char *a3[] = {probe, "env", "HOME", NULL};
+
+	REQUIRE_READY();
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a1, envp, &dirs, -1, NULL, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "ESC_FOO=bar\n"); /* PREFIX_* pattern */
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a2, envp, &dirs, -1, NULL, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "UNRELATED=(unset)\n");
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a3, envp, &dirs, -1, NULL, &o), 0);
+	char want[300];
+	snprintf(want, sizeof(want), "HOME=%s\n", dirs.home); /* from the session, not the caller */
+	CU_ASSERT_STRING_EQUAL(o.output, want);
+	sbx_compiled_free(c);
+}
+
+static uint16_t allowed_port;
+
+static void hook_tcp(struct sbx *s)
+{
+	sbx_set_landlock_tcp_ports(s, &allowed_port, 1, NULL, 0);
+}
+
+static void test_landlock_tcp_ports(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int lfd;
+	char port[16], other[16];
+
+	REQUIRE_READY();
+	if (features.landlock_abi < 4)
+		HARNESS_SKIP("Landlock TCP rules need ABI 4");
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 4) == 0);
+	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+	allowed_port = ntohs(sa.sin_port);
+	snprintf(port, sizeof(port), "%u", allowed_port);
+	snprintf(other, sizeof(other), "%u", allowed_port == 65535 ? 1 : allowed_port + 1);
+	c = strict(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	const char *a1[] = {probe, "connect", port, NULL};
+	const char *a2[] = {probe, "connect", other, NULL};
+	const char *a3[] = {probe, "bind", other, NULL};
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a1, NULL, &dirs, -1, hook_tcp, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "OK\n");
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a2, NULL, &dirs, -1, hook_tcp, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "EACCES\n");
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a3, NULL, &dirs, -1, hook_tcp, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "EACCES\n");
+	/* without the hook the port rules are absent */
+	CU_ASSERT_EQUAL(sbx_test_run_full(c, a2, NULL, &dirs, -1, NULL, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.output, "ECONNREFUSED\n");
+	close(lfd);
+	sbx_compiled_free(c);
+}
+
+static const struct harness_test tests[] = {
+        {"filesystem", test_filesystem},
+        {"carve_out", test_carve_out},
+        {"seccomp_notify", test_seccomp_notify},
+        {"seccomp_kill_and_additions", test_seccomp_kill_and_additions},
+        {"audit_mode", test_audit_mode},
+        {"resources", test_resources},
+        {"exit_status", test_exit_status},
+        {"pty_session", test_pty_session},
+        {"namespace_tier", test_namespace_tier},
+        {"failed_steps", test_failed_steps},
+        {"run_as", test_run_as},
+        {"kill_session", test_kill_session},
+        {"environment", test_environment},
+        {"landlock_tcp_ports", test_landlock_tcp_ports},
+        {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	static const struct harness_suite suites[] = {
+	        {"sandbox_privileged", suite_init, suite_cleanup, tests},
+	        {NULL, NULL, NULL, NULL},
+	};
+	return harness_main(argc, argv, suites);
+}

@@ -8,6 +8,7 @@
  */
 #include "cleanup.h"
 #include "ipc.h"
+#include "run.h"
 #include "util.h"
 
 #include "corral_version.h"
@@ -38,7 +39,7 @@ static void usage(FILE *out)
 	        "  policy show [--json]       the policy in force, its version, expiry, signers\n"
 	        "  policy apply FILE          apply a signed policy bundle (root only)\n"
 	        "  flush                      upload pending events now (root only)\n"
-	        "  run -- COMMAND...          run an agent in its sandbox\n\n"
+	        "  run [--profile NAME] [--] COMMAND...  run an agent in its sandbox\n\n"
 	        "The daemon socket is --socket PATH, else $CORRAL_SOCKET, else %s.\n",
 	        DEFAULT_SOCKET);
 }
@@ -456,6 +457,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i++];
 	int rest_c = argc - i;
 	char **rest = argv + i;
+	if (strcmp(cmd, "run") == 0) /* before the flag scan: the command's own flags are its own */
+		return cli_run(socket_path, rest_c, rest);
 	if (has_flag(rest_c, rest, "--help") || has_flag(rest_c, rest, "-h")) {
 		usage(stdout);
 		return 0;
@@ -493,10 +496,6 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "flush") == 0)
 		return rest_c ? 2 : cmd_flush();
-	if (strcmp(cmd, "run") == 0) {
-		fprintf(stderr, "corral: run is not available in this build yet\n");
-		return 2;
-	}
 	fprintf(stderr, "corral: unknown command '%s' (see --help)\n", cmd);
 	return 2;
 }

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "db.h"
+#include "enforce.h"
 #include "kfeatures.h"
 #include "identity.h"
 #include "ipc.h"
@@ -52,6 +53,7 @@
 #define TAG_TIMER       2u
 #define TAG_LISTEN      3u
 #define TAG_WORKER      4u
+#define TAG_ENFORCE     5u
 #define TAG_CLIENT      0x100u
 #define TAG_SESSION     0x200u
 #define TOKEN_MAX       4096u
@@ -74,6 +76,7 @@ struct cd_daemon {
 	int epfd, sigfd, timerfd, listenfd;
 	struct client clients[CLIENTS_MAX];
 	struct cd_features features;
+	struct cd_enforce *enforce; /* sessions: compiled profiles, network layer (session.c) */
 	char db_path[4096], key_path[4096];
 
 	/* identity */
@@ -261,6 +264,17 @@ static void schedule_stale(struct cd_daemon *d)
 	d->stale_at = now_mono() + (uint64_t)(info.expires_at - now) * 1000 + 500;
 }
 
+/* Compiles the profiles of the bundle now in force, so the first `corral run` does only
+ * per-session work. */
+static void enforce_prepare(struct cd_daemon *d)
+{
+	Corral__PolicyBundle *b = NULL;
+	if (d->enforce && trust_store_current(d->trust, NULL, NULL, &b, NULL) == 0 && b) {
+		cd_enforce_prepare(d->enforce, b);
+		corral__policy_bundle__free_unpacked(b, NULL);
+	}
+}
+
 /* Applies a bundle; when `resp` is given it is filled for the CLI, its detail pointing into
  * `detail` (caller's buffer of TRUST detail size). Returns true when applied. */
 static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, const char *origin,
@@ -294,6 +308,7 @@ static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 		}
 		schedule_stale(d);
 		d->rejected_version = 0;
+		enforce_prepare(d);
 		return true;
 	}
 	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
@@ -1251,8 +1266,10 @@ static void handle_client(struct cd_daemon *d, struct client *c)
 		case CORRAL__IPC_REQUEST__BODY_RUN: {
 			Corral__PolicyBundle *b = NULL;
 			(void)trust_store_current(d->trust, NULL, NULL, &b, NULL);
-			struct cd_session_env env = {
-			        .bundle = b, .emit = emit_session_event, .userdata = d};
+			struct cd_session_env env = {.bundle = b,
+			                             .emit = emit_session_event,
+			                             .userdata = d,
+			                             .enforce = d->enforce};
 			int sfds[CD_IPC_FDS_MAX];
 			memcpy(sfds, fds, n_fds * sizeof(int));
 			size_t sn = n_fds;
@@ -1382,9 +1399,11 @@ static void handle_signals(struct cd_daemon *d)
 		} else if (si.ssi_signo == SIGCHLD) {
 			int status;
 			pid_t pid;
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-				if (pid == d->worker_pid)
-					worker_reaped(d, status);
+			/* only the worker: session processes are reaped by the sandbox engine
+			 * (sbx_child_wait), which needs their exit status */
+			if (d->worker_pid > 0 &&
+			    (pid = waitpid(d->worker_pid, &status, WNOHANG)) == d->worker_pid)
+				worker_reaped(d, status);
 		}
 	}
 }
@@ -1415,6 +1434,8 @@ int cd_daemon_run(struct cd_daemon *d)
 				uint64_t exp;
 				(void)!read(d->timerfd, &exp, sizeof(exp));
 				d->timer_armed = 0;
+			} else if (tag == TAG_ENFORCE) {
+				cd_enforce_process(d->enforce);
 			} else if (tag == TAG_LISTEN) {
 				handle_accept(d);
 			} else if (tag == TAG_WORKER) {
@@ -1579,6 +1600,15 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->timerfd, &ee);
 	ee.data.u64 = TAG_LISTEN;
 	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listenfd, &ee);
+	/* sessions: without the enforcement layer `corral run` refuses (never unconfined) */
+	r = cd_enforce_new(cfg->test_hooks, emit_session_event, d, &d->enforce);
+	if (r < 0) {
+		log_err("session enforcement unavailable: %s", strerror(-r));
+	} else {
+		ee.data.u64 = TAG_ENFORCE;
+		epoll_ctl(d->epfd, EPOLL_CTL_ADD, cd_enforce_fd(d->enforce), &ee);
+		enforce_prepare(d);
+	}
 	*ret = d;
 	return 0;
 fail:
@@ -1598,6 +1628,7 @@ void cd_daemon_free(struct cd_daemon *d)
 	}
 	if (d->worker_sock >= 0)
 		close(d->worker_sock);
+	cd_enforce_free(d->enforce);
 	if (d->listenfd >= 0) {
 		close(d->listenfd);
 		unlink(d->cfg->socket);

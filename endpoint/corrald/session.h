@@ -6,8 +6,8 @@
  * to cd_session_start(); the session reports RunStarted / RunExited / RunFailed back on the
  * client socket and writes session_start / session_exit events through the emit callback.
  *
- * Until the engine is wired in, cd_session_start() answers RunFailed{step="spawn",
- * err=ENOSYS} so the CLI protocol and the daemon's bookkeeping can already be exercised.
+ * The per-profile work (compiled profiles, network layer, network violation sources) lives
+ * in enforce.h; a session only does per-session work (see session.c for the order).
  */
 #pragma once
 
@@ -16,6 +16,7 @@
 
 #include <corral.pb-c.h>
 
+struct cd_enforce;
 struct cd_session; /* opaque */
 
 /* What the daemon offers a session. */
@@ -24,6 +25,8 @@ struct cd_session_env {
 	/* Writes an event to the outbox (seq assigned there). Returns 0 or -errno. */
 	int (*emit)(void *userdata, Corral__Event *ev);
 	void *userdata;
+	/* Per-profile enforcement (borrowed); NULL = enforcement could not start: runs refused. */
+	struct cd_enforce *enforce;
 };
 
 /*
@@ -39,12 +42,14 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 /* Forwards a RunSignal from the client (signal or window size). */
 int cd_session_signal(struct cd_session *s, const Corral__RunSignal *sig);
 
-/* A descriptor to watch for the session's progress (pidfd), or -1. */
+/* A descriptor to watch for the session's progress (an epoll fd over its pidfd, seccomp
+ * notifications and terminal relay), or -1. */
 int cd_session_fd(const struct cd_session *s);
 
 /* Called when cd_session_fd() is readable: reaps, reports RunExited and the exit event.
  * Returns 1 when the session ended. */
 int cd_session_process(struct cd_session *s);
 
-/* Kills (SIGKILL) a session whose client went away, and frees it. NULL is fine. */
+/* Kills (SIGKILL) a session whose client went away (its exit event is still written), and
+ * frees it. NULL is fine. */
 void cd_session_free(struct cd_session *s);

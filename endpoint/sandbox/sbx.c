@@ -41,7 +41,7 @@
 
 struct sbx {
 	const struct sbx_compiled *compiled;
-	char **argv, **envp;
+	char **argv, **envp, **env_forced;
 	char *cwd;
 	bool ids_set;
 	uid_t uid;
@@ -164,6 +164,7 @@ void sbx_free(struct sbx *s)
 		return;
 	strv_free(s->argv);
 	strv_free(s->envp);
+	strv_free(s->env_forced);
 	free(s->cwd);
 	free(s->home);
 	free(s->workdir);
@@ -210,6 +211,34 @@ int sbx_set_envp(struct sbx *s, const char *const *envp)
 	strv_free(s->envp);
 	s->envp = v;
 	return 0;
+}
+
+int sbx_set_env_forced(struct sbx *s, const char *const *env)
+{
+	char **v = NULL;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strchr(env[i], '=') || env[i][0] == '=')
+			return -EINVAL;
+	if (env && (r = strv_copy(env, &v)) < 0)
+		return r;
+	strv_free(s->env_forced);
+	s->env_forced = v;
+	return 0;
+}
+
+/* true when `e` ("NAME=value") names a variable that env_forced sets. */
+static bool env_is_forced(const struct sbx *s, const char *e)
+{
+	size_t nl = strcspn(e, "=");
+
+	for (size_t i = 0; s->env_forced && s->env_forced[i]; i++)
+		if (strncmp(s->env_forced[i], e, nl) == 0 && s->env_forced[i][nl] == '=')
+			return true;
+	return false;
 }
 
 int sbx_set_cwd(struct sbx *s, const char *cwd)
@@ -431,10 +460,21 @@ static int plan_env(const struct sbx *s, struct sbx_plan *p)
 		const char *e = s->envp[i], *eq = strchr(e, '=');
 		if (!eq || util_startswith(e, "HOME=") || util_startswith(e, "TMPDIR="))
 			continue;
-		if (!env_allowed(c, e))
+		if (!env_allowed(c, e) || env_is_forced(s, e))
 			continue;
 		char name[256];
 		if ((size_t)(eq - e) >= sizeof(name))
+			continue;
+		memcpy(name, e, (size_t)(eq - e));
+		name[eq - e] = '\0';
+		have_path = have_path || strcmp(name, "PATH") == 0;
+		r = env_push(&v, &n, name, eq + 1);
+	}
+	for (size_t i = 0; s->env_forced && s->env_forced[i] && r >= 0; i++) {
+		const char *e = s->env_forced[i], *eq = strchr(e, '=');
+		char name[256];
+		if ((size_t)(eq - e) >= sizeof(name) || util_startswith(e, "HOME=") ||
+		    util_startswith(e, "TMPDIR="))
 			continue;
 		memcpy(name, e, (size_t)(eq - e));
 		name[eq - e] = '\0';
@@ -630,6 +670,16 @@ static _Noreturn void child_main(const struct sbx_plan *p)
 	if (n != 1)
 		_exit(127); /* parent gave up; it reports the reason */
 	close(p->sync_fd);
+
+	/* The caller may be a daemon that blocks signals for its signalfd and ignores SIGPIPE:
+	 * both survive execve, so the session would ignore SIGTERM from its user and loop on
+	 * EPIPE. Start it with default dispositions and an empty mask. */
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &(struct sigaction){.sa_handler = SIG_DFL}, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 
 	/* Mounts come first, while we still hold CAP_SYS_ADMIN in the new user namespace. */
 	if (p->c->namespaces)

@@ -125,6 +125,15 @@ int sbx_set_argv(struct sbx *s, const char *const *argv);
  */
 int sbx_set_envp(struct sbx *s, const char *const *envp);
 
+/*
+ * Variables set in the session after the allowlist filter of sbx_set_envp (e.g. the egress
+ * proxy's HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY, which env_allow must not be able to drop
+ * or the caller to override): "NAME=value" entries; a caller variable of the same name is
+ * dropped. HOME and TMPDIR stay the session variables'. Copied. -EINVAL for an entry without
+ * a name.
+ */
+int sbx_set_env_forced(struct sbx *s, const char *const *env);
+
 /* Working directory in the session (default ${WORKDIR}, else "/"). Copied. */
 int sbx_set_cwd(struct sbx *s, const char *cwd);
 

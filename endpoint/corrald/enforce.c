@@ -108,6 +108,19 @@ static int mkdir_parents(char *path)
 	return 0;
 }
 
+/* Removes `rel` (absolute within each hierarchy) from the v2 and v1 trees; best effort. */
+static void cg_rmdir(const struct cd_enforce *e, const char *rel)
+{
+	const char *roots[] = {e->features.cgroup_v2_root, e->features.cgroup_v1_memory,
+	                       e->features.cgroup_v1_pids, e->features.cgroup_v1_cpu};
+	for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+		char dir[SBX_PATH_MAX];
+		if (roots[i][0] &&
+		    (size_t)snprintf(dir, sizeof(dir), "%s%s", roots[i], rel) < sizeof(dir))
+			(void)rmdir(dir);
+	}
+}
+
 static struct cd_enforce_session *session_by_cgroup(struct cd_enforce *e, uint64_t id)
 {
 	for (struct cd_enforce_session *s = e->sessions; s; s = s->next)
@@ -184,14 +197,11 @@ static int on_egress_event(const struct egress_event *ev, void *userdata)
 	struct cd_enforce *e = pn->owner;
 	struct cd_enforce_session *s = session_by_cgroup(e, ev->cgroup_id);
 	char detail[128];
-	snprintf(detail, sizeof(detail), "protocol=%s%s%u hook=%s", proto_name(ev->protocol),
-	         ev->protocol == IPPROTO_TCP || ev->protocol == IPPROTO_UDP ? "" : "/",
-	         ev->protocol == IPPROTO_TCP || ev->protocol == IPPROTO_UDP
-	                 ? 0u
-	                 : (unsigned)ev->protocol,
-	         hook_name(ev->hook));
 	if (ev->protocol == IPPROTO_TCP || ev->protocol == IPPROTO_UDP)
 		snprintf(detail, sizeof(detail), "protocol=%s hook=%s", proto_name(ev->protocol),
+		         hook_name(ev->hook));
+	else
+		snprintf(detail, sizeof(detail), "protocol=%u hook=%s", (unsigned)ev->protocol,
 		         hook_name(ev->hook));
 	char comm[17];
 	memcpy(comm, ev->comm, 16);
@@ -248,6 +258,8 @@ static void net_free(struct cd_enforce *e, struct profile_net *pn)
 	egress_strv_free(pn->proxy_env);
 	if (pn->cg_fd >= 0)
 		close(pn->cg_fd);
+	/* the profile cgroups go once the programs are detached; sessions are gone by now */
+	cg_rmdir(e, pn->cg_parent);
 	free(pn);
 }
 
@@ -534,6 +546,9 @@ void cd_enforce_free(struct cd_enforce *e)
 		e->nets = pn->next;
 		net_free(e, pn);
 	}
+	char root[CG_NAME_MAX + 2];
+	snprintf(root, sizeof(root), "/%s", e->cg_root_name);
+	cg_rmdir(e, root);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	free(e);

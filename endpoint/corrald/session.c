@@ -766,7 +766,12 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 	if (r < 0) {
 		step = se.step[0] ? se.step : "spawn";
 		err = se.error ? se.error : -r;
-		snprintf(msg, sizeof(msg), "%s", se.message[0] ? se.message : strerror(err));
+		/* the engine's message may already start with its step */
+		size_t sl = strlen(step);
+		const char *m = se.message;
+		if (strncmp(m, step, sl) == 0 && m[sl] == ':' && m[sl + 1] == ' ')
+			m += sl + 2;
+		snprintf(msg, sizeof(msg), "%s", *m ? m : strerror(err));
 		goto fail;
 	}
 	/* the caller's descriptors were the session's stdio; with a pty they stay for the relay */

@@ -1,0 +1,704 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `corral run` end to end, as root: a real corrald in offline mode in a temporary directory,
+ * a real signed policy (keys, trust root and bundle made here with lib/trust and lib/policy),
+ * applied with `corral policy apply`, then sessions started by the real `corral` CLI running
+ * as an unprivileged test account (created with useradd, removed at the end) whose HOME and
+ * WORKDIR live in the temporary directory.
+ *
+ * Covered: no policy refuses; root without allow_root refuses; work in WORKDIR; $HOME/.ssh and
+ * /etc denied; io_uring_setup EPERM with a SYSCALL violation in `corral events --json`;
+ * exit code 42; SIGTERM to the CLI forwarded (143); SIGKILL inside (137); a pty session;
+ * --profile not selectable (2); a loopback connect denied by BPF with a NETWORK violation;
+ * memory_max 64M vs 200M allocated (OOM, SessionExit.oom_killed); BPF egress unavailable
+ * (test hook) refuses a restricting profile and degrades one that allows Landlock ports.
+ */
+#include "cleanup.h"
+#include "fixture.h"
+#include "harness.h"
+#include "policy.h"
+#include "trust.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_USER "corral-sess-test"
+
+static char *g_dir;
+static char g_root_path[700], g_probe[700], g_work[700], g_home[700], g_cg[64];
+static struct trust_key *g_root, *g_signer;
+static struct fx_daemon g_d;
+static bool g_ready, g_user_made;
+static uid_t g_uid;
+static gid_t g_gid;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static int run_cmd(const char *const *argv)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		dup2(null, 1);
+		dup2(null, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	if (util_read_file(from, 64u << 20, &buf, &len) < 0)
+		return -1;
+	int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	int r = write(fd, buf, len) == (ssize_t)len ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+static const char policy_fmt[] =
+        "{\"name\": \"session-test\", \"default_profile\": \"strict\","
+        " \"user_selectable\": [\"strict\", \"small\", \"ports\"],"
+        " \"profiles\": {"
+        "  \"strict\": {\"mode\": \"enforce\","
+        "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"/bin\", \"/etc\","
+        "      \"/dev/null\", \"/dev/pts\", \"%s\", \"${HOME}\", \"${WORKDIR}\", \"${TMP}\"],"
+        "    \"write\": [\"${WORKDIR}\", \"${TMP}\", \"/dev/null\", \"/dev/pts\"],"
+        "    \"execute\": [\"/usr\", \"/lib\", \"/lib64\", \"/bin\", \"%s\"],"
+        "    \"deny\": [\"${HOME}/.ssh\"]},"
+        "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\"},"
+        "   \"syscalls\": {\"baseline\": true, \"action\": \"errno\"},"
+        "   \"resources\": {\"pids_max\": 64},"
+        "   \"degrade\": {\"resources\": true},"
+        "   \"process\": {\"isolation\": \"process\", \"env_allow\": [\"PATH\"]}},"
+        "  \"small\": {\"mode\": \"enforce\","
+        "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\", \"${WORKDIR}\"],"
+        "    \"execute\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\"]},"
+        "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\"},"
+        "   \"resources\": {\"memory_max\": \"64M\"},"
+        "   \"process\": {\"isolation\": \"process\"}},"
+        "  \"ports\": {\"mode\": \"enforce\","
+        "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\", \"${WORKDIR}\"],"
+        "    \"execute\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\"]},"
+        "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\","
+        "    \"allow\": [{\"cidr\": \"127.0.0.1/32\", \"port\": 9, \"protocol\": \"tcp\"}]},"
+        "   \"degrade\": {\"network_to_landlock_ports\": true},"
+        "   \"process\": {\"isolation\": \"process\"}},"
+        "  \"hidden\": {\"mode\": \"enforce\","
+        "   \"filesystem\": {\"read\": [\"/usr\"], \"execute\": [\"/usr\"]},"
+        "   \"process\": {\"isolation\": \"process\"}}}}";
+
+static int make_bundle(const char *path)
+{
+	char bindir[700], json[8192];
+	snprintf(bindir, sizeof(bindir), "%s/bin", g_dir);
+	snprintf(json, sizeof(json), policy_fmt, bindir, bindir, bindir, bindir, bindir, bindir);
+	Corral__Policy *pol = NULL;
+	struct policy_error perr;
+	if (policy_compile(json, strlen(json), &pol, &perr) < 0) {
+		char buf[512];
+		fprintf(stderr, "policy: %s\n", policy_error_format(&perr, buf, sizeof(buf)));
+		return -1;
+	}
+	Corral__Target tg = CORRAL__TARGET__INIT;
+	tg.kind_case = CORRAL__TARGET__KIND_GROUP;
+	tg.group = (char *)"eng";
+	Corral__Target *tgp[1] = {&tg};
+	Corral__PolicyBundle b = CORRAL__POLICY_BUNDLE__INIT;
+	b.version = 1;
+	b.issued_at = util_now_sec() - 10;
+	b.expires_at = util_now_sec() + 3600;
+	b.n_targets = 1;
+	b.targets = tgp;
+	b.policy = pol;
+	_cleanup_free_ uint8_t *env = NULL;
+	size_t len = 0;
+	int r = trust_bundle_sign(&b, &g_signer, 1, &env, &len);
+	corral__policy__free_unpacked(pol, NULL);
+	if (r < 0)
+		return -1;
+	return util_write_file_atomic(path, env, len, 0644);
+}
+
+struct run_out {
+	int code;
+	char *out, *err;
+};
+
+static void run_out_free(struct run_out *o)
+{
+	free(o->out);
+	free(o->err);
+}
+
+/* Starts `corral --socket S run ARGS...` as the test user in WORKDIR; pipes for stdio. */
+static pid_t spawn_cli(const struct fx_daemon *d, const char *const *args, bool as_root,
+                       int *ret_out, int *ret_err)
+{
+	char rel[700], bin[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
+	if (!realpath(rel, bin)) /* the child changes directory before exec */
+		return -1;
+	const char *argv[40];
+	size_t n = 0;
+	argv[n++] = bin;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "run";
+	for (size_t i = 0; args[i] && n < 39; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int po[2], pe[2];
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		dup2(null, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		if (!as_root && (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0))
+			_exit(125);
+		if (chdir(g_work) < 0)
+			_exit(125);
+		setenv("HOME", g_home, 1);
+		setenv("PATH", "/usr/bin:/bin", 1);
+		execv(bin, (char *const *)argv);
+		_exit(125);
+	}
+	close(po[1]);
+	close(pe[1]);
+	*ret_out = po[0];
+	*ret_err = pe[0];
+	return pid;
+}
+
+static int finish_cli(pid_t pid, int out_fd, int err_fd, struct run_out *o)
+{
+	size_t len;
+	(void)util_read_fd(out_fd, 1 << 20, &o->out, &len);
+	(void)util_read_fd(err_fd, 1 << 20, &o->err, &len);
+	close(out_fd);
+	close(err_fd);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	o->code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (!o->out)
+		o->out = strdup("");
+	if (!o->err)
+		o->err = strdup("");
+	return o->code;
+}
+
+static int run_in(const struct fx_daemon *d, struct run_out *o, bool as_root,
+                  const char *const *args)
+{
+	int of, ef;
+	pid_t pid = spawn_cli(d, args, as_root, &of, &ef);
+	if (pid < 0)
+		return -1;
+	return finish_cli(pid, of, ef, o);
+}
+
+static int run(struct run_out *o, const char *const *args)
+{
+	return run_in(&g_d, o, false, args);
+}
+
+/* Events of the daemon, newest first (raw IPC: the full messages). */
+static Corral__IpcResponse *events(const struct fx_daemon *d)
+{
+	Corral__EventsRequest er = CORRAL__EVENTS_REQUEST__INIT;
+	er.limit = 200;
+	Corral__IpcRequest rq = CORRAL__IPC_REQUEST__INIT;
+	rq.body_case = CORRAL__IPC_REQUEST__BODY_EVENTS;
+	rq.events = &er;
+	return fx_ipc(d, &rq);
+}
+
+/* Newest event of `kind` (and, for violations, violation kind and target substring). */
+static const Corral__Event *find_event(const Corral__IpcResponse *resp, Corral__EventKind kind,
+                                       Corral__ViolationKind vkind, const char *target)
+{
+	if (!resp || resp->body_case != CORRAL__IPC_RESPONSE__BODY_EVENTS)
+		return NULL;
+	for (size_t i = 0; i < resp->events->n_events; i++) {
+		const Corral__Event *e = resp->events->events[i];
+		if (e->kind != kind)
+			continue;
+		if (kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION &&
+		    (!e->violation || e->violation->kind != vkind ||
+		     (target && !strstr(e->violation->target, target))))
+			continue;
+		return e;
+	}
+	return NULL;
+}
+
+static bool has_layer(const Corral__Event *e, const char *layer)
+{
+	if (!e || !e->session_start)
+		return false;
+	for (size_t i = 0; i < e->session_start->n_layers; i++)
+		if (strcmp(e->session_start->layers[i], layer) == 0)
+			return true;
+	return false;
+}
+
+/* ---- suite ----------------------------------------------------------------------------- */
+
+static int suite_init(void)
+{
+	if (!harness_is_root())
+		return 0;
+	g_dir = harness_mkdtemp("session");
+	if (!g_dir || chmod(g_dir, 0755) < 0)
+		return -1;
+	snprintf(g_home, sizeof(g_home), "%s/home", g_dir);
+	snprintf(g_work, sizeof(g_work), "%s/home/work", g_dir);
+	snprintf(g_cg, sizeof(g_cg), "corral-test-%d", (int)getpid());
+
+	/* the test account: HOME in our directory, no login shell needed */
+	struct passwd *pw = getpwnam(TEST_USER);
+	if (!pw) {
+		const char *ua[] = {"/usr/sbin/useradd", "-M",      "-N",   "-g",
+		                    "nogroup",           "-d",      g_home, "-s",
+		                    "/bin/sh",           TEST_USER, NULL};
+		if (run_cmd(ua) != 0)
+			return 0; /* tests skip: no account */
+		g_user_made = true;
+		pw = getpwnam(TEST_USER);
+	} else {
+		const char *um[] = {"/usr/sbin/usermod", "-d", g_home, TEST_USER, NULL};
+		(void)run_cmd(um);
+		pw = getpwnam(TEST_USER);
+	}
+	if (!pw)
+		return 0;
+	g_uid = pw->pw_uid;
+	g_gid = pw->pw_gid;
+
+	char p[800];
+	if (mkdir(g_home, 0750) < 0 || chown(g_home, g_uid, g_gid) < 0 || mkdir(g_work, 0750) < 0 ||
+	    chown(g_work, g_uid, g_gid) < 0)
+		return -1;
+	snprintf(p, sizeof(p), "%s/.ssh", g_home);
+	if (mkdir(p, 0700) < 0 || chown(p, g_uid, g_gid) < 0)
+		return -1;
+	snprintf(p, sizeof(p), "%s/.ssh/id_ed25519", g_home);
+	if (util_write_file_atomic(p, "secret\n", 7, 0600) < 0 || chown(p, g_uid, g_gid) < 0)
+		return -1;
+	snprintf(p, sizeof(p), "%s/bin", g_dir);
+	if (mkdir(p, 0755) < 0)
+		return -1;
+	snprintf(g_probe, sizeof(g_probe), "%s/bin/session_probe", g_dir);
+	snprintf(p, sizeof(p), "%s/tests/session_probe", harness_binary_dir());
+	if (copy_file(p, g_probe, 0755) < 0)
+		return -1;
+
+	if (trust_key_generate(&g_root) < 0 || trust_key_generate(&g_signer) < 0)
+		return -1;
+	_cleanup_free_ uint8_t *env = NULL;
+	size_t len = 0;
+	if (fx_make_root(1, &g_root, 1, &g_signer, 1, &g_root, 1, &env, &len) < 0 ||
+	    fx_write(g_dir, "root.tr", env, len, g_root_path, sizeof(g_root_path)) < 0)
+		return -1;
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d1", g_dir);
+	if (mkdir(ddir, 0755) < 0)
+		return -1;
+	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
+	unsetenv("CORRAL_TEST_EGRESS_UNAVAILABLE");
+	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+	                      "eng",       "--test-hooks", NULL};
+	if (fx_daemon_start(&g_d, ddir, args) < 0)
+		return -1;
+	/* the socket directory must be reachable by the test user */
+	(void)chmod(ddir, 0755);
+	g_ready = true;
+	return 0;
+}
+
+static int suite_cleanup(void)
+{
+	if (g_d.pid > 0)
+		fx_daemon_stop(&g_d, SIGTERM);
+	if (g_user_made) {
+		const char *ud[] = {"/usr/sbin/userdel", TEST_USER, NULL};
+		(void)run_cmd(ud);
+	}
+	trust_key_free(g_root);
+	trust_key_free(g_signer);
+	if (g_dir && !getenv("CORRAL_KEEP_TMP"))
+		harness_rm_rf(g_dir);
+	free(g_dir);
+	return 0;
+}
+
+#define NEED_READY()                                                                     \
+	do {                                                                             \
+		if (!harness_is_root())                                                  \
+			HARNESS_SKIP("needs root (starts corrald, creates an account)"); \
+		if (!g_ready)                                                            \
+			HARNESS_SKIP("no test account (useradd failed)");                \
+	} while (0)
+
+/* Before any policy: refused, never unconfined. Then the policy is applied. */
+static void test_no_policy_then_apply(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "no policy in force"));
+	if (!strstr(o.err, "no policy in force"))
+		fprintf(stderr, "corral run (%d): %s\n", o.code, o.err);
+	run_out_free(&o);
+
+	char path[800];
+	snprintf(path, sizeof(path), "%s/bundle", g_dir);
+	CU_ASSERT_FATAL(make_bundle(path) == 0);
+	const char *ap[] = {"policy", "apply", path, NULL};
+	CU_ASSERT_EQUAL_FATAL(fx_cli(&g_d, NULL, ap), 0);
+}
+
+static void test_root_refused(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run_in(&g_d, &o, true, a), 126);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "cannot start session: credentials"));
+	run_out_free(&o);
+}
+
+static void test_files(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	char p[800];
+	snprintf(p, sizeof(p), "%s/created-in-session", g_work);
+	const char *w[] = {"--", g_probe, "write", p, NULL};
+	CU_ASSERT_EQUAL(run(&o, w), 0);
+	CU_ASSERT_STRING_EQUAL(o.out, "ok\n");
+	run_out_free(&o);
+	struct stat st;
+	CU_ASSERT(stat(p, &st) == 0 && st.st_uid == g_uid);
+
+	const char *r[] = {"--", g_probe, "read", p, NULL};
+	CU_ASSERT_EQUAL(run(&o, r), 0);
+	run_out_free(&o);
+
+	snprintf(p, sizeof(p), "%s/.ssh/id_ed25519", g_home);
+	const char *s[] = {"--", g_probe, "read", p, NULL};
+	CU_ASSERT_EQUAL(run(&o, s), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+
+	const char *e[] = {"--", g_probe, "write", "/etc/corral-session-test", NULL};
+	CU_ASSERT_EQUAL(run(&o, e), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	CU_ASSERT(access("/etc/corral-session-test", F_OK) < 0);
+}
+
+static void test_io_uring_violation(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "io_uring", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EPERM\n");
+	run_out_free(&o);
+
+	/* through the CLI users have */
+	char *out = NULL;
+	const char *ev[] = {"events", "--json", "--limit", "20", NULL};
+	CU_ASSERT_EQUAL(fx_cli(&g_d, &out, ev), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "io_uring_setup nr=425"));
+	free(out);
+	/* and the full event */
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *e =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	                   CORRAL__VIOLATION_KIND__VIOLATION_KIND_SYSCALL, "io_uring_setup");
+	CU_ASSERT_PTR_NOT_NULL(e);
+	if (e) {
+		CU_ASSERT_EQUAL(e->uid, g_uid);
+		CU_ASSERT_STRING_EQUAL(e->user, TEST_USER);
+		CU_ASSERT_STRING_EQUAL(e->profile, "strict");
+		CU_ASSERT_EQUAL(e->policy_version, 1);
+		CU_ASSERT_EQUAL(strlen(e->session_id), 32);
+		CU_ASSERT_STRING_EQUAL(e->violation->comm, "session_probe");
+		CU_ASSERT_FALSE(e->violation->audit_only);
+	}
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL(st);
+	if (st && e) {
+		CU_ASSERT_STRING_EQUAL(st->session_id, e->session_id);
+		CU_ASSERT_STRING_EQUAL(st->session_start->cwd, g_work);
+		CU_ASSERT(has_layer(st, "seccomp:notify") || has_layer(st, "seccomp:baseline"));
+	}
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+static void test_exit_codes(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "42", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 42);
+	run_out_free(&o);
+
+	const char *k[] = {"--", "/bin/sh", "-c", "kill -KILL $$", NULL};
+	CU_ASSERT_EQUAL(run(&o, k), 137);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "corral: session killed by signal 9"));
+	run_out_free(&o);
+
+	const char *n[] = {"--", "/nonexistent/agent", NULL};
+	CU_ASSERT_EQUAL(run(&o, n), 127);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "corral: cannot start session: exec"));
+	run_out_free(&o);
+
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *x =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL(x);
+	if (x)
+		CU_ASSERT_EQUAL(x->session_exit->term_signal, SIGKILL);
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+static void test_sigterm_forwarded(void)
+{
+	NEED_READY();
+	int of, ef;
+	const char *a[] = {"--", g_probe, "ready-wait", NULL};
+	pid_t pid = spawn_cli(&g_d, a, false, &of, &ef);
+	CU_ASSERT_FATAL(pid > 0);
+	char buf[16] = "";
+	struct pollfd pfd = {.fd = of, .events = POLLIN};
+	CU_ASSERT(poll(&pfd, 1, 10000) == 1 && read(of, buf, 6) == 6);
+	CU_ASSERT_STRING_EQUAL(buf, "ready\n");
+	kill(pid, SIGTERM);
+	struct run_out o = {0};
+	CU_ASSERT_EQUAL(finish_cli(pid, of, ef, &o), 143);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "killed by signal 15"));
+	run_out_free(&o);
+}
+
+static void test_pty(void)
+{
+	NEED_READY();
+	int master, slave;
+	struct winsize ws = {.ws_row = 33, .ws_col = 111};
+	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
+	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
+	char rel[700], bin[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
+	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(master);
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
+		    chdir(g_work) < 0)
+			_exit(125);
+		execl(bin, bin, "--socket", g_d.sock, "run", "--", g_probe, "tty", (char *)NULL);
+		_exit(125);
+	}
+	close(slave);
+	char out[4096];
+	size_t len = 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = master, .events = POLLIN};
+		if (poll(&pfd, 1, 10000) != 1)
+			break;
+		ssize_t n = read(master, out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			break; /* EIO once the CLI exited */
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	int st = 0;
+	waitpid(pid, &st, 0);
+	close(master);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "tty=/dev/pts/"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "size=33 111"));
+	if (!strstr(out, "tty=/dev/pts/"))
+		fprintf(stderr, "pty output: %s\n", out);
+}
+
+static void test_profile_selection(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--profile", "hidden", "--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "profile \"hidden\" is not selectable"));
+	run_out_free(&o);
+	const char *b[] = {"--profile", "no-such", "--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, b), 2);
+	run_out_free(&o);
+}
+
+static void test_network_denied(void)
+{
+	NEED_READY();
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	CU_ASSERT_FATAL(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	                listen(ls, 4) == 0 && getsockname(ls, (struct sockaddr *)&sa, &sl) == 0);
+	char port[16], target[32];
+	snprintf(port, sizeof(port), "%u", (unsigned)ntohs(sa.sin_port));
+	snprintf(target, sizeof(target), "127.0.0.1:%s", port);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "connect", port, NULL};
+	int rc = run(&o, a);
+	close(ls);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	if (!has_layer(st, "net:bpf")) {
+		run_out_free(&o);
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+		HARNESS_SKIP("BPF egress unavailable on this host (strict profile refused)");
+	}
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EPERM\n");
+	run_out_free(&o);
+	const Corral__Event *e = find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	                                    CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK, target);
+	CU_ASSERT_PTR_NOT_NULL(e);
+	if (e && st) {
+		CU_ASSERT_STRING_EQUAL(e->session_id, st->session_id);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e->violation->detail, "protocol=tcp"));
+		CU_ASSERT_EQUAL(e->uid, g_uid);
+	}
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+static void test_memory_limit(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--profile", "small", "--", g_probe, "alloc", "200", NULL};
+	int rc = run(&o, a);
+	if (rc == 126 && strstr(o.err, "memory")) {
+		fprintf(stderr, "%s", o.err);
+		run_out_free(&o);
+		HARNESS_SKIP("no memory controller for session cgroups");
+	}
+	CU_ASSERT_EQUAL(rc, 137);
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *x =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL(x);
+	if (x) {
+		CU_ASSERT_STRING_EQUAL(x->profile, "small");
+		CU_ASSERT_TRUE(x->session_exit->oom_killed);
+		CU_ASSERT_EQUAL(x->session_exit->term_signal, SIGKILL);
+	}
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+/* A second daemon told (test hook) that BPF egress is unavailable. */
+static void test_egress_unavailable(void)
+{
+	NEED_READY();
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d2", g_dir);
+	CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+	setenv("CORRAL_TEST_EGRESS_UNAVAILABLE", "1", 1);
+	struct fx_daemon d2 = {0};
+	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+	                      "eng",       "--test-hooks", NULL};
+	int r = fx_daemon_start(&d2, ddir, args);
+	unsetenv("CORRAL_TEST_EGRESS_UNAVAILABLE");
+	CU_ASSERT_FATAL(r == 0);
+	char path[800];
+	snprintf(path, sizeof(path), "%s/bundle", g_dir);
+	const char *ap[] = {"policy", "apply", path, NULL};
+	CU_ASSERT_EQUAL(fx_cli(&d2, NULL, ap), 0);
+
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run_in(&d2, &o, false, a), 126);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "cannot start session: network:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "BPF egress filtering is unavailable"));
+	run_out_free(&o);
+
+	const char *b[] = {"--profile", "ports", "--", g_probe, "exit", "7", NULL};
+	CU_ASSERT_EQUAL(run_in(&d2, &o, false, b), 7);
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&d2);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT(has_layer(st, "net:landlock-ports"));
+	CU_ASSERT(has_layer(st, "landlock:tcp-ports"));
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	fx_daemon_stop(&d2, SIGTERM);
+}
+
+static const struct harness_test tests[] = {
+        {"no_policy_then_apply", test_no_policy_then_apply},
+        {"root_refused", test_root_refused},
+        {"files", test_files},
+        {"io_uring_violation", test_io_uring_violation},
+        {"exit_codes", test_exit_codes},
+        {"sigterm_forwarded", test_sigterm_forwarded},
+        {"pty", test_pty},
+        {"profile_selection", test_profile_selection},
+        {"network_denied", test_network_denied},
+        {"memory_limit", test_memory_limit},
+        {"egress_unavailable", test_egress_unavailable},
+        {NULL, NULL},
+};
+
+static const struct harness_suite suites[] = {
+        {"session", suite_init, suite_cleanup, tests},
+        {NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return harness_main(argc, argv, suites);
+}

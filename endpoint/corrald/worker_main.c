@@ -617,9 +617,11 @@ static _Noreturn void worker_main(int sock, const struct cd_worker_opts *o)
 	int flags = fcntl(sock, F_GETFL);
 	fcntl(sock, F_SETFL, flags | O_NONBLOCK);
 	for (;;) {
+		/* No timer of our own: curl shortens the wait to its transfers' timeouts, and
+		 * the parent's messages wake us. An idle worker sleeps in the long-poll. */
 		struct curl_waitfd extra = {.fd = sock, .events = CURL_WAIT_POLLIN};
 		int numfds = 0;
-		if (curl_multi_poll(w.multi, &extra, 1, 60000, &numfds) != CURLM_OK)
+		if (curl_multi_poll(w.multi, &extra, 1, 3600 * 1000, &numfds) != CURLM_OK)
 			die("curl_multi_poll");
 		if (extra.revents & (CURL_WAIT_POLLIN))
 			handle_parent(&w);

@@ -77,7 +77,7 @@ struct cd_daemon {
 	struct client clients[CLIENTS_MAX];
 	struct cd_features features;
 	struct cd_enforce *enforce; /* sessions: compiled profiles, network layer (session.c) */
-	char db_path[4096], key_path[4096];
+	char db_path[4096], key_path[4096], worker_path[4096];
 
 	/* identity */
 	char *device_id;
@@ -500,7 +500,8 @@ static uint16_t url_port(const char *url)
 
 static void worker_start(struct cd_daemon *d)
 {
-	struct cd_worker_opts o = {.poll_wait = d->cfg->poll_wait,
+	struct cd_worker_opts o = {.path = d->worker_path,
+	                           .poll_wait = d->cfg->poll_wait,
 	                           .log_level = d->cfg->log_level,
 	                           .server_port = url_port(d->cfg->server_url)};
 	o.uid = getuid();
@@ -1543,12 +1544,26 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	}
 	snprintf(d->db_path, sizeof(d->db_path), "%s/corrald.db", cfg->data_dir);
 	snprintf(d->key_path, sizeof(d->key_path), "%s/device.key", cfg->data_dir);
+	/* The worker executable sits next to corrald (same package, same directory). */
+	ssize_t n = readlink("/proc/self/exe", d->worker_path, sizeof(d->worker_path) - 32);
+	if (n <= 0) {
+		r = n < 0 ? -errno : -ENOENT;
+		log_err("cannot locate corrald-worker: %s", strerror(-r));
+		goto fail;
+	}
+	d->worker_path[n] = '\0';
+	char *slash_exe = strrchr(d->worker_path, '/');
+	snprintf(slash_exe ? slash_exe + 1 : d->worker_path,
+	         sizeof(d->worker_path) - (size_t)(slash_exe ? slash_exe + 1 - d->worker_path : 0),
+	         "corrald-worker");
 	char err[512] = "";
 	r = db_open(d->db_path, endpoint_migrations, 0, &d->db, err, sizeof(err));
 	if (r < 0) {
 		log_err("database: %s", err);
 		goto fail;
 	}
+	/* The database is small and touched rarely: a 512 KiB page cache is plenty. */
+	(void)db_exec(d->db, "PRAGMA cache_size = -512", NULL, 0);
 	r = trust_store_open(d->db, &d->trust);
 	if (r < 0) {
 		log_err("trust store: %s", strerror(-r));

@@ -12,6 +12,7 @@
 #include "corral_version.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,10 @@ static bool is_bool_key(const char *key)
 int main(int argc, char **argv)
 {
 	log_setup("corrald", LOG_LEVEL_INFO);
+	/* An idle daemon should give freed memory back: small trim and mmap thresholds keep the
+	 * resident set near what is in use (bursts of uploads or policy parsing are short). */
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	const char *config_file = CD_CONFIG_DEFAULT_FILE, *config_dir = CD_CONFIG_DEFAULT_DIR;
 	bool file_explicit = false, dir_explicit = false;
 	/* First pass: where the files are, --help and --version. */

@@ -13,7 +13,8 @@
 #include <sys/types.h>
 
 struct cd_worker_opts {
-	uid_t uid; /* drop to these ids when started as root */
+	const char *path; /* the corrald-worker executable */
+	uid_t uid;        /* drop to these ids when started as root */
 	gid_t gid;
 	uint16_t server_port; /* Landlock TCP connect rule; 0 = no network rule */
 	int64_t poll_wait;    /* seconds; bounds the long-poll transfer timeout */
@@ -21,8 +22,8 @@ struct cd_worker_opts {
 };
 
 /*
- * Forks the worker. The child keeps only its end of a SOCK_SEQPACKET socketpair and never
- * returns from this call. In the parent returns the child's pid with *ret_sock (the parent's
- * end, close-on-exec, non-blocking) or -errno.
+ * Starts the worker: fork, then exec `opts->path` with its end of a SOCK_SEQPACKET socketpair
+ * as fd 3, an empty environment and an empty signal mask. Returns the child's pid with
+ * *ret_sock (the parent's end, close-on-exec, non-blocking) or -errno.
  */
 pid_t cd_worker_spawn(const struct cd_worker_opts *opts, int *ret_sock);

@@ -2,3 +2,5 @@
 # corrald's parsers of outside bytes: the configuration files and the local IPC frames.
 corral_add_fuzzer(fuzz_corrald_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_config.c
 	LIBS corral_daemon)
+corral_add_fuzzer(fuzz_corrald_ipc SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_ipc.c
+	LIBS corral_daemon)

@@ -218,18 +218,67 @@ static void test_rejected_bundle_reported(void)
 	CU_ASSERT_EQUAL(fx_daemon_stop(&g_b, SIGTERM), 0);
 }
 
+static pid_t worker_pid(pid_t daemon)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)daemon, (int)daemon);
+	_cleanup_free_ char *text = NULL;
+	if (util_read_file(path, 4096, &text, NULL) < 0)
+		return -1;
+	return (pid_t)strtol(text, NULL, 10);
+}
+
+static void test_worker_restarted(void)
+{
+	if (!g_ready || g_a.pid <= 0)
+		HARNESS_SKIP("no enrolled device");
+	pid_t w = worker_pid(g_a.pid);
+	CU_ASSERT_FATAL(w > 0);
+	/* The worker runs unprivileged, with no_new_privs and a seccomp filter. */
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)w);
+	_cleanup_free_ char *status = NULL;
+	CU_ASSERT_FATAL(util_read_file(path, 65536, &status, NULL) == 0);
+	if (harness_is_root())
+		CU_ASSERT_PTR_NULL(strstr(status, "\nUid:\t0\t"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(status, "NoNewPrivs:\t1"));
+#ifndef CORRAL_SANITIZED
+	CU_ASSERT_PTR_NOT_NULL(strstr(status, "Seccomp:\t2"));
+#endif
+	CU_ASSERT_EQUAL(kill(w, SIGKILL), 0);
+	/* Restarted (with backoff) and reported; sync continues. */
+	const char *ev[] = {"events", "--json", "--limit", "50", NULL};
+	bool found = false;
+	for (int i = 0; i < 100 && !found; i++) {
+		char *out = NULL;
+		found = fx_cli(&g_a, &out, ev) == 0 && out && strstr(out, "worker-restarted");
+		free(out);
+		if (!found)
+			usleep(50000);
+	}
+	CU_ASSERT(found);
+	pid_t w2 = -1;
+	for (int i = 0; i < 100 && (w2 <= 0 || w2 == w); i++) {
+		usleep(50000);
+		w2 = worker_pid(g_a.pid);
+	}
+	CU_ASSERT(w2 > 0 && w2 != w);
+	CU_ASSERT_FATAL(publish(10, 3600) != 0);
+	CU_ASSERT(fx_wait_status_int(&g_a, "policy_version", 10, 8000) >= 0);
+}
+
 static void test_server_down_stale_recover(void)
 {
 	if (!g_ready || g_a.pid <= 0)
 		HARNESS_SKIP("no enrolled device");
-	CU_ASSERT_FATAL(publish(3, 4) != 0); /* expires in 4 s */
-	CU_ASSERT_FATAL(fx_wait_status_int(&g_a, "policy_version", 3, 5000) >= 0);
+	CU_ASSERT_FATAL(publish(11, 4) != 0); /* expires in 4 s */
+	CU_ASSERT_FATAL(fx_wait_status_int(&g_a, "policy_version", 11, 5000) >= 0);
 	unsigned port = g_srv.port;
 	fx_server_stop(&g_srv, true);
 	/* Last known good stays in force and turns stale once it expires. */
 	CU_ASSERT(fx_wait_status_str(&g_a, "freshness", "stale", 8000) >= 0);
 	json_t *st = fx_status(&g_a);
-	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "policy_version")), 3);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "policy_version")), 11);
 	json_decref(st);
 	/* Events queue up meanwhile. */
 	Corral__TestGenerateRequest tg = CORRAL__TEST_GENERATE_REQUEST__INIT;
@@ -246,8 +295,8 @@ static void test_server_down_stale_recover(void)
 	json_decref(st);
 	/* The server returns on the same port; a fresh policy arrives and the outbox drains. */
 	CU_ASSERT_FATAL(fx_server_start(&g_srv, g_dir, port) == 0);
-	CU_ASSERT_FATAL(publish(4, 3600) != 0);
-	CU_ASSERT(fx_wait_status_int(&g_a, "policy_version", 4, 10000) >= 0);
+	CU_ASSERT_FATAL(publish(12, 3600) != 0);
+	CU_ASSERT(fx_wait_status_int(&g_a, "policy_version", 12, 10000) >= 0);
 	CU_ASSERT(fx_wait_status_str(&g_a, "freshness", "fresh", 1000) >= 0);
 	CU_ASSERT(fx_wait_status_int(&g_a, "outbox_depth", 0, 10000) >= 0);
 	CU_ASSERT_EQUAL(fx_daemon_stop(&g_a, SIGTERM), 0);
@@ -258,6 +307,7 @@ static const struct harness_test tests[] = {
         {"longpoll_within_1s", test_longpoll_within_1s},
         {"new_trust_root", test_new_trust_root},
         {"rejected_bundle_reported", test_rejected_bundle_reported},
+        {"worker_restarted", test_worker_restarted},
         {"server_down_stale_recover", test_server_down_stale_recover},
         {NULL, NULL},
 };

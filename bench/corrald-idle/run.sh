@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Idle cost of corrald: resident memory and wake-ups per minute of the root parent and of the
+# network worker, enrolled with a real corral-server on loopback and a long-poll parked.
+# Usage: bench/corrald-idle/run.sh [BUILD_DIR] [SECONDS]   (defaults: build, 120)
+# Wake-ups are counted as voluntary context switches (/proc/PID/status) over the window:
+# every return from epoll_wait/poll of an idle process is one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+secs=${2:-120}
+bin=$build/bin
+for b in corrald corrald-worker corral corral-server corral-admin; do
+	[ -x "$bin/$b" ] || { echo "bench: $bin/$b missing (build first)" >&2; exit 1; }
+done
+tmp=$(mktemp -d /tmp/corrald-idle-XXXXXX)
+cleanup() {
+	[ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null || true
+	[ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo '{}' >"$tmp/server.json"
+"$bin/corral-server" --data-dir "$tmp/srv" --listen 127.0.0.1:0 --config "$tmp/server.json" \
+	2>"$tmp/server.log" &
+spid=$!
+for _ in $(seq 100); do
+	port=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$tmp/server.log" 2>/dev/null |
+		sed 's/.*://' || true)
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+export CORRAL_SERVER=https://127.0.0.1:$port CORRAL_TOKEN_FILE=$tmp/srv/admin.token \
+	CORRAL_CA=$tmp/srv/ca.pem
+admin=$bin/corral-admin
+mkdir -p "$tmp/keys"
+$admin key generate --name root --out "$tmp/keys" >/dev/null 2>&1
+$admin key generate --name signer --out "$tmp/keys" >/dev/null 2>&1
+$admin trust init --root "$tmp/keys/root.pub" --root-threshold 1 --signer "$tmp/keys/signer.pub" \
+	--signer-threshold 1 --expires 30d --key "$tmp/keys/root.key" -o "$tmp/root.tr" >/dev/null
+$admin group create eng >/dev/null
+$admin trust publish "$tmp/root.tr" >/dev/null
+$admin enroll-token create --group eng --uses 1 --expires 1h 2>/dev/null |
+	grep -o '[0-9a-f]\{16\}\.[0-9a-f]\{64\}' | head -1 >"$tmp/token"
+$admin policy sign schema/examples/strict-coding-agent.json --version 1 --expires 1d \
+	--target group:eng --key "$tmp/keys/signer.key" -o "$tmp/b1" >/dev/null 2>&1
+$admin policy publish "$tmp/b1" --group eng >/dev/null
+
+"$bin/corrald" --config /dev/null --config-dir "$tmp" --data-dir "$tmp/data" \
+	--socket "$tmp/corrald.sock" --server-url "$CORRAL_SERVER" --server-ca-file "$CORRAL_CA" \
+	--enroll-token-file "$tmp/token" --trust "$tmp/root.tr" 2>"$tmp/corrald.log" &
+dpid=$!
+for _ in $(seq 100); do
+	"$bin/corral" --socket "$tmp/corrald.sock" status 2>/dev/null | grep -q 'version 1, fresh' &&
+		break
+	sleep 0.1
+done
+"$bin/corral" --socket "$tmp/corrald.sock" status | grep -E 'enrolled|policy'
+wpid=$(cut -d' ' -f1 "/proc/$dpid/task/$dpid/children")
+sleep 5 # settle: first heartbeat uploaded, long-poll parked
+
+ctx() { awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$1/status"; }
+p0=$(ctx "$dpid") w0=$(ctx "$wpid")
+sleep "$secs"
+p1=$(ctx "$dpid") w1=$(ctx "$wpid")
+rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup"; }
+awk -v s="$secs" -v pd=$((p1 - p0)) -v wd=$((w1 - w0)) -v pr="$(rss "$dpid")" \
+	-v pp="$(pss "$dpid")" -v wr="$(rss "$wpid")" -v wp="$(pss "$wpid")" 'BEGIN {
+	printf "window %ds\n", s
+	printf "corrald (root parent): RSS %.1f MB, PSS %.1f MB, %d wake-ups = %.2f/min\n",
+		pr / 1024, pp / 1024, pd, pd * 60 / s
+	printf "corrald-worker:        RSS %.1f MB, PSS %.1f MB, %d wake-ups = %.2f/min\n",
+		wr / 1024, wp / 1024, wd, wd * 60 / s
+}'

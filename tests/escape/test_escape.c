@@ -136,6 +136,7 @@ static void run_escape(const char *name, int tier, bool expect_report)
 	                      e_abs,
 	                      "PATH=/usr/bin:/bin",
 	                      "UNRELATED_SECRET=must-not-pass",
+	                      tier ? "ESC_NS=1" : NULL,
 	                      NULL};
 	const char *argv[] = {bin, NULL};
 	int r = sbx_test_run_full(strict[tier], argv, envp, &dirs, pty_slave, NULL, &o);

@@ -1073,6 +1073,13 @@ static int load_json(const char *json, size_t len, json_t **ret, struct policy_e
 	json_error_t jerr;
 	json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
+		/* jansson 2.14 reports most allocation failures with an empty message (and an
+		 * "unknown" or "invalid syntax" code); a real syntax error always has text. */
+		if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0') {
+			if (err)
+				snprintf(err->reason, sizeof(err->reason), "out of memory");
+			return -ENOMEM;
+		}
 		if (err) {
 			char q[160];
 			policy_quote(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), q,
@@ -1080,7 +1087,7 @@ static int load_json(const char *json, size_t len, json_t **ret, struct policy_e
 			snprintf(err->reason, sizeof(err->reason), "line %d column %d: %s",
 			         jerr.line, jerr.column, q);
 		}
-		return json_error_code(&jerr) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
+		return -EINVAL;
 	}
 	*ret = root;
 	return 0;

@@ -664,6 +664,9 @@ static void test_error_format(void)
 	CU_ASSERT_STRING_EQUAL(policy_error_format(NULL, buf, sizeof(buf)), "unknown error");
 	char small[8];
 	CU_ASSERT_EQUAL(strlen(policy_error_format(&e, small, sizeof(small))), 7);
+	small[0] = 'x';
+	CU_ASSERT_PTR_EQUAL(policy_error_format(&e, small, 0), small);
+	CU_ASSERT_EQUAL(small[0], 'x');
 	/* A NULL err is allowed on failure. */
 	Corral__Policy *p = NULL;
 	CU_ASSERT_EQUAL(policy_compile("[]", 2, &p, NULL), -EINVAL);

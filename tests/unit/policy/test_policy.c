@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -954,6 +955,75 @@ static void test_lint_accumulates(void)
 	corral__policy__free_unpacked(p, NULL);
 }
 
+/* ---- schema and compiler agree ----------------------------------------------------------------
+ */
+
+/* The compiler's field list for the object at `doc`'s "zzz", from its unknown-field error. */
+static void compiler_fields(const char *doc, char *out, size_t out_len)
+{
+	Corral__Policy *p = NULL;
+	struct policy_error err;
+	out[0] = '\0';
+	CU_ASSERT_EQUAL_FATAL(compile_q(doc, &p, &err), -EINVAL);
+	const char *list = strstr(err.reason, "expected one of: ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(list);
+	snprintf(out, out_len, "%s", list + strlen("expected one of: "));
+	char *close = strrchr(out, ')');
+	if (close)
+		*close = '\0';
+}
+
+/* Compares the schema object's "properties" keys with a ", "-separated list, as sets. */
+static void assert_same_fields(json_t *schema_obj, const char *where, const char *doc)
+{
+	char list[256];
+	compiler_fields(doc, list, sizeof(list));
+	json_t *props = json_object_get(schema_obj, "properties");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(props);
+	size_t n_list = 0;
+	for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		n_list++;
+		if (!json_object_get(props, tok))
+			fprintf(stderr, "%s: compiler field %s missing from schema\n", where, tok);
+		CU_ASSERT_PTR_NOT_NULL(json_object_get(props, tok));
+	}
+	if (json_object_size(props) != n_list)
+		fprintf(stderr, "%s: schema has %zu fields, compiler %zu\n", where,
+		        json_object_size(props), n_list);
+	CU_ASSERT_EQUAL(json_object_size(props), n_list);
+	CU_ASSERT_EQUAL(json_object_get(schema_obj, "additionalProperties"), json_false());
+}
+
+static void test_schema_matches_compiler(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/schema/policy.schema.json", harness_source_dir());
+	json_error_t jerr;
+	json_t *schema = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(schema);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(schema, "$schema")),
+	                       "https://json-schema.org/draft/2020-12/schema");
+	assert_same_fields(schema, "root",
+	                   "{'name':'t','default_profile':'p','profiles':{'p':{}},'zzz':1}");
+	json_t *profile = json_object_get(json_object_get(schema, "$defs"), "profile");
+	assert_same_fields(profile, "profile", P("'zzz':1"));
+	static const char *const sections[] = {"filesystem", "network",  "syscalls", "resources",
+	                                       "process",    "requires", "degrade"};
+	json_t *pprops = json_object_get(profile, "properties");
+	for (size_t i = 0; i < ELEMENTSOF(sections); i++) {
+		char doc[256];
+		snprintf(doc, sizeof(doc), P("'%s':{'zzz':1}"), sections[i]);
+		assert_same_fields(json_object_get(pprops, sections[i]), sections[i], doc);
+	}
+	json_t *allow = json_object_get(
+	        json_object_get(json_object_get(json_object_get(pprops, "network"), "properties"),
+	                        "allow"),
+	        "items");
+	assert_same_fields(allow, "network.allow[]", P("'network':{'allow':[{'zzz':1}]}"));
+	json_decref(schema);
+}
+
 static const struct harness_test compile_tests[] = {
         {"example_strict", test_example_strict},
         {"example_research", test_example_research},
@@ -966,6 +1036,7 @@ static const struct harness_test compile_tests[] = {
         {"files", test_files},
         {"compact", test_compact},
         {"validators", test_validators},
+        {"schema_matches_compiler", test_schema_matches_compiler},
         {NULL, NULL},
 };
 

@@ -871,6 +871,12 @@ static const struct lint_case lint_cases[] = {
         {LIM "'process':{'allow_root':true}", "root-allowed", "/process/allow_root"},
         {LIM "'process':{'run_as':'root'}", "root-allowed", "/process/run_as"},
         {LIM "'process':{'run_as':'agent'}", "root-allowed", NULL},
+        {LIM "'degrade':{'network_to_landlock_ports':true}", "degrade-allowed",
+         "/degrade/network_to_landlock_ports"},
+        {LIM "'degrade':{'resources':true}", "degrade-allowed", "/degrade/resources"},
+        {LIM "'degrade':{'landlock_partial':true}", "degrade-allowed", "/degrade/landlock_partial"},
+        {LIM "'mode':'audit','degrade':{'resources':true}", "degrade-allowed", NULL},
+        {LIM "'degrade':{'resources':false}", "degrade-allowed", NULL},
 };
 
 static void test_lint_cases(void)

@@ -82,7 +82,9 @@ static const char every_finding[] =
         "\"write\":[\"/\",\"${HOME}\",\"${HOME}/.kube\"]},\"network\":{\"allow\":[{\"cidr\":"
         "\"0.0.0.0/0\",\"port\":1}],\"dns\":\"open\"},\"syscalls\":{\"baseline\":false},"
         "\"process\":{\"allow_root\":true,\"run_as\":\"root\"}},"
-        "\"q\":{\"syscalls\":{\"action\":\"log\"},\"resources\":{\"cpu_max\":10}},"
+        "\"q\":{\"syscalls\":{\"action\":\"log\"},\"resources\":{\"cpu_max\":10},"
+        "\"degrade\":{\"network_to_landlock_ports\":true,\"resources\":true,"
+        "\"landlock_partial\":true}},"
         "\"r\":{\"network\":{\"default\":\"allow\"},\"resources\":{\"memory_max\":\"1G\"}}}}";
 
 /* Walks one example through every allocation failure; returns the number of sites passed. */

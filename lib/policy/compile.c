@@ -32,9 +32,9 @@
 #define PROFILES_MAX        64
 #define NAME_MAX_LEN        128
 #define DESCRIPTION_MAX_LEN 1024
-#define MEMORY_MIN          (1024u * 1024u)
+#define MEMORY_MIN          (UINT64_C(1) << 20)
 #define PIDS_MAX            4194304
-#define CPU_MAX_PERCENT     (100 * 1024)
+#define CPU_MAX_PERCENT     102400 /* 1024 CPUs */
 #define LANDLOCK_ABI_MAX    7
 
 struct compile_ctx {

@@ -85,14 +85,15 @@ void trust_key_free(struct trust_key *key);
  * frees with free()). -EINVAL when a key is not private.
  */
 int trust_envelope_sign(Corral__PayloadType type, const uint8_t *payload, size_t payload_len,
-			struct trust_key *const *keys, size_t n_keys, uint8_t **ret, size_t *ret_len);
+                        struct trust_key *const *keys, size_t n_keys, uint8_t **ret,
+                        size_t *ret_len);
 
 /*
  * Decodes a serialized envelope (size-capped first) and checks its type. On success
  * *ret_env is owned by the caller (corral__signed_envelope__free_unpacked).
  */
 int trust_envelope_decode(const uint8_t *buf, size_t len, Corral__PayloadType expect_type,
-			  Corral__SignedEnvelope **ret_env, struct trust_result *res);
+                          Corral__SignedEnvelope **ret_env, struct trust_result *res);
 
 /* ---- trust roots ---------------------------------------------------------------------- */
 
@@ -102,7 +103,7 @@ int trust_envelope_decode(const uint8_t *buf, size_t len, Corral__PayloadType ex
  * (corral__trust_root__free_unpacked). Returns 0 or a negative errno with *res filled.
  */
 int trust_root_verify_initial(const uint8_t *env, size_t len, int64_t now,
-			      Corral__TrustRoot **ret_root, struct trust_result *res);
+                              Corral__TrustRoot **ret_root, struct trust_result *res);
 
 /*
  * Verifies the successor of `prev`: version must be prev->version + 1 (no skipping, no going
@@ -111,7 +112,7 @@ int trust_root_verify_initial(const uint8_t *env, size_t len, int64_t now,
  * root itself must not be expired.
  */
 int trust_root_verify_next(const Corral__TrustRoot *prev, const uint8_t *env, size_t len,
-			   int64_t now, Corral__TrustRoot **ret_root, struct trust_result *res);
+                           int64_t now, Corral__TrustRoot **ret_root, struct trust_result *res);
 
 /* ---- policy bundles ------------------------------------------------------------------- */
 
@@ -144,5 +145,5 @@ struct trust_bundle_info {
  * (corral__policy_bundle__free_unpacked) and *ret_info (may be NULL) is filled.
  */
 int trust_bundle_verify(const Corral__TrustRoot *root, const uint8_t *env, size_t len,
-			const struct trust_bundle_ctx *ctx, Corral__PolicyBundle **ret_bundle,
-			struct trust_bundle_info *ret_info, struct trust_result *res);
+                        const struct trust_bundle_ctx *ctx, Corral__PolicyBundle **ret_bundle,
+                        struct trust_bundle_info *ret_info, struct trust_result *res);

@@ -392,6 +392,30 @@ static int strv_push(char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/*
+ * true when `path` lies in the execute set. The namespace tier mounts writable paths noexec
+ * otherwise: Landlock's EXECUTE right governs execve, not mmap(PROT_EXEC), so without noexec a
+ * file written there could still be run through ld.so.
+ */
+static bool covered_by_exec(const struct sbx_compiled *c, const char *path, const char *home,
+                            const char *workdir, const char *tmp)
+{
+	for (size_t i = 0; i < c->npaths; i++) {
+		char *e = NULL;
+		size_t fl;
+		bool in;
+
+		if (c->paths[i].kind != SBX_ACCESS_EXEC ||
+		    sbx_expand(c->paths[i].text, home, workdir, tmp, &e, &fl) < 0)
+			continue;
+		in = path_inside(path, e);
+		free(e);
+		if (in)
+			return true;
+	}
+	return false;
+}
+
 int sbx_landlock_plan(struct sbx_plan *plan, const char *home, const char *workdir, const char *tmp,
                       struct sbx_error *err)
 {
@@ -435,8 +459,19 @@ int sbx_landlock_plan(struct sbx_plan *plan, const char *home, const char *workd
 			snprintf(err->message, sizeof(err->message), "expanding \"%s\"", t->text);
 			goto out;
 		}
-		if (c->namespaces && t->kind == SBX_ACCESS_WRITE)
-			r = strv_push(&plan->mounts.writable, &plan->mounts.nwritable, path);
+		if (c->namespaces && t->kind == SBX_ACCESS_WRITE) {
+			bool *e = realloc(plan->mounts.writable_exec,
+			                  (plan->mounts.nwritable + 1) * sizeof(*e));
+			if (!e)
+				r = -ENOMEM;
+			else {
+				plan->mounts.writable_exec = e;
+				e[plan->mounts.nwritable] =
+				        covered_by_exec(c, path, home, workdir, tmp);
+				r = strv_push(&plan->mounts.writable, &plan->mounts.nwritable,
+				              path);
+			}
+		}
 		if (r >= 0 && c->landlock_abi > 0)
 			r = grant(plan, path, follow_len, access, deny, ndeny, 0);
 		if (r < 0)

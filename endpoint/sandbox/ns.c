@@ -112,11 +112,14 @@ void sbx_ns_setup_mounts(const struct sbx_plan *p)
 	}
 	/* Everything read-only, recursively (mount_setattr, 5.12+, reaches submounts too)... */
 	set_attr(p, "/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0);
-	/* ...then the writable paths and /tmp back to read-write. */
+	/* ...then the writable paths and /tmp back to read-write, and noexec unless they are in
+	 * the execute set: Landlock's EXECUTE right covers execve but not mmap(PROT_EXEC), so
+	 * only noexec keeps ld.so from running a file the session wrote. */
 	for (size_t i = 0; i < m->nwritable; i++)
 		if (stat(m->writable[i], &st) == 0)
-			set_attr(p, m->writable[i], 0, MOUNT_ATTR_RDONLY);
-	set_attr(p, "/tmp", 0, MOUNT_ATTR_RDONLY);
+			set_attr(p, m->writable[i], m->writable_exec[i] ? 0 : MOUNT_ATTR_NOEXEC,
+			         MOUNT_ATTR_RDONLY);
+	set_attr(p, "/tmp", m->tmp_exec ? 0 : MOUNT_ATTR_NOEXEC, MOUNT_ATTR_RDONLY);
 	/* Masks last, so nothing above re-enables them: an empty read-only tmpfs over a denied
 	 * directory, /dev/null over a denied file. */
 	for (size_t i = 0; i < m->nmasked; i++) {

@@ -406,6 +406,7 @@ static void plan_free(struct sbx_plan *p)
 	for (size_t i = 0; i < p->mounts.nwritable; i++)
 		free(p->mounts.writable[i]);
 	free(p->mounts.writable);
+	free(p->mounts.writable_exec);
 	for (size_t i = 0; i < p->mounts.nmasked; i++)
 		free(p->mounts.masked[i]);
 	free(p->mounts.masked);
@@ -567,9 +568,17 @@ static int build_plan(const struct sbx *s, struct sbx_plan *p, struct sbx_error 
 	}
 	for (int i = 0; i < 3; i++)
 		p->stdio[i] = s->stdio[i];
-	if (c->namespaces && s->tmp && !(p->mounts.tmp = strdup(s->tmp))) {
-		set_error(e, "prepare", ENOMEM, "tmp");
-		return -ENOMEM;
+	if (c->namespaces && s->tmp) {
+		if (!(p->mounts.tmp = strdup(s->tmp))) {
+			set_error(e, "prepare", ENOMEM, "tmp");
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < c->npaths; i++)
+			if (c->paths[i].kind == SBX_ACCESS_EXEC &&
+			    (strcmp(c->paths[i].text, "${TMP}") == 0 ||
+			     strcmp(c->paths[i].text, "/tmp") == 0 ||
+			     strcmp(c->paths[i].text, "/") == 0))
+				p->mounts.tmp_exec = true;
 	}
 	/* Inside the namespace tier ${TMP} is seen at /tmp (bound there), so rules use that. */
 	r = sbx_landlock_plan(p, s->home, s->workdir, c->namespaces && s->tmp ? "/tmp" : s->tmp, e);

@@ -112,11 +112,13 @@ struct sbx_ll_rule {
 
 /* Mount work for the namespace tier, prepared by the parent. */
 struct sbx_mount_plan {
-	char **writable; /* bind-mounted onto themselves and kept read-write */
+	char **writable;     /* bind-mounted onto themselves and kept read-write */
+	bool *writable_exec; /* per writable path: also in the execute set (else noexec) */
 	size_t nwritable;
 	char **masked; /* denied paths hidden by an empty read-only tmpfs (dir) or /dev/null */
 	size_t nmasked;
-	char *tmp; /* bound onto /tmp when set */
+	char *tmp;     /* bound onto /tmp when set */
+	bool tmp_exec; /* ${TMP} is in the execute set (else /tmp is noexec) */
 };
 
 /* Session cgroups. */

@@ -77,3 +77,56 @@ static inline Corral__Profile *sbx_test_strict_profile(struct sbx_test_profile *
 	t->profile.degrade = &t->deg;
 	return &t->profile;
 }
+
+#ifdef CORRAL_HAVE_POLICY
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+static inline int sbx_test_strv_append(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+/*
+ * Loads the default profile of a policy JSON file (e.g. schema/examples/strict-coding-agent.json)
+ * through the real policy compiler and adds `extra_exec` to its execute set and `extra_env`
+ * to its env allowlist (the test programs live outside the system trees and read ESC_*
+ * variables). *ret_policy owns the profile: free with corral__policy__free_unpacked.
+ */
+static inline Corral__Profile *sbx_test_policy_profile(const char *path, const char *extra_exec,
+                                                       const char *extra_env,
+                                                       Corral__Policy **ret_policy)
+{
+	struct policy_error perr = {{0}};
+	Corral__Policy *pol = NULL;
+	Corral__Profile *p;
+	char buf[600];
+
+	if (policy_compile_file(path, &pol, &perr) < 0) {
+		fprintf(stderr, "%s: %s\n", path, policy_error_format(&perr, buf, sizeof(buf)));
+		return NULL;
+	}
+	p = (Corral__Profile *)policy_find_profile(pol, pol->default_profile);
+	if (!p || !p->filesystem || !p->process ||
+	    (extra_exec && sbx_test_strv_append(&p->filesystem->execute, &p->filesystem->n_execute,
+	                                        extra_exec) < 0) ||
+	    (extra_env && sbx_test_strv_append(&p->process->env_allow, &p->process->n_env_allow,
+	                                       extra_env) < 0)) {
+		corral__policy__free_unpacked(pol, NULL);
+		return NULL;
+	}
+	*ret_policy = pol;
+	return p;
+}
+#endif

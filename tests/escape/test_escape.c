@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The escape suite runner (label privileged): runs each esc_* program inside the strict
- * profile (sbx_test_profile.h) as an unprivileged user, in the process tier and again in the
- * namespace tier, and asserts containment. A program exits 0 only when every attempt failed
- * with the expected error; seccomp-level classes must also have been reported through the
+ * profile (schema/examples/strict-coding-agent.json compiled by the policy compiler; the test
+ * programs' directory is added to its execute set) as an unprivileged user, in the process tier and
+ * again in the namespace tier, and asserts containment. A program exits 0 only when every attempt
+ * failed with the expected error; seccomp-level classes must also have been reported through the
  * notify fd, as corrald would see them. Each outcome is printed.
  */
 #include <pty.h>
@@ -27,7 +28,6 @@ static char skip_reason[256];
 
 static int suite_init(void)
 {
-	struct sbx_test_profile tp;
 	char err[256];
 	int r;
 
@@ -59,11 +59,18 @@ static int suite_init(void)
 			return -1;
 		}
 	}
+	char policy_path[512];
+	snprintf(policy_path, sizeof(policy_path), "%s/schema/examples/strict-coding-agent.json",
+	         harness_source_dir());
 	for (int tier = 0; tier < 2; tier++) {
-		Corral__Profile *p = sbx_test_strict_profile(&tp, dirs.bin);
+		Corral__Policy *pol = NULL;
+		Corral__Profile *p = sbx_test_policy_profile(policy_path, dirs.bin, "ESC_*", &pol);
+		if (!p)
+			return -1;
 		if (tier == 1)
-			tp.proc.isolation = CORRAL__ISOLATION__ISOLATION_NAMESPACE;
+			p->process->isolation = CORRAL__ISOLATION__ISOLATION_NAMESPACE;
 		r = sbx_compile_profile(p, &features, &strict[tier], err, sizeof(err));
+		corral__policy__free_unpacked(pol, NULL);
 		if (r < 0) {
 			fprintf(stderr, "compile strict profile: %s\n", err);
 			return -1;
@@ -136,6 +143,7 @@ static void run_escape(const char *name, int tier, bool expect_report)
 	                      e_abs,
 	                      "PATH=/usr/bin:/bin",
 	                      "UNRELATED_SECRET=must-not-pass",
+	                      tier ? "ESC_NS=1" : NULL,
 	                      NULL};
 	const char *argv[] = {bin, NULL};
 	int r = sbx_test_run_full(strict[tier], argv, envp, &dirs, pty_slave, NULL, &o);

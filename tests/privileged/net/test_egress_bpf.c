@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -442,6 +444,45 @@ static void test_bad_rules_keep_old(void)
 	const struct probe probes[] = {{"192.0.2.2", 80, 0, 0, 0}, {"192.0.2.2", 443, 0, 0, EPERM}};
 	check_probes(probes, ELEMENTSOF(probes));
 	CU_ASSERT_EQUAL(egress_attach(eg, -1), -EBADF);
+	CU_ASSERT_EQUAL(egress_events_poll(eg, NULL, NULL), -EINVAL);
+}
+
+static int refuse_cb(const struct egress_event *ev, void *userdata)
+{
+	return -ECANCELED;
+}
+
+static void test_callback_error_and_link_cap(void)
+{
+	struct ruleset rs;
+	struct collected c;
+	REQUIRE_LAB();
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &rs.rules, NULL), 0);
+	drain(&c);
+	const struct probe probes[] = {{"192.0.2.2", 80, 0, 0, EPERM}};
+	check_probes(probes, ELEMENTSOF(probes));
+	usleep(20 * 1000);
+	CU_ASSERT_EQUAL(egress_events_poll(eg, refuse_cb, NULL), -ECANCELED);
+
+	/* at most 16 links per egress: 5 programs per cgroup, so the 4th cgroup is refused */
+	struct egress *e2 = NULL;
+	char path[300];
+	int fds[4];
+	CU_ASSERT_EQUAL_FATAL(egress_open(&e2), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/cap%d", lab.profile_cg, i);
+		CU_ASSERT_EQUAL_FATAL(mkdir(path, 0755), 0);
+		fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		CU_ASSERT_FATAL(fds[i] >= 0);
+		CU_ASSERT_EQUAL(egress_attach(e2, fds[i]), i < 3 ? 0 : -E2BIG);
+	}
+	egress_free(e2);
+	for (int i = 0; i < 4; i++) {
+		close(fds[i]);
+		snprintf(path, sizeof(path), "%s/cap%d", lab.profile_cg, i);
+		CU_ASSERT_EQUAL(rmdir(path), 0);
+	}
 }
 
 static const struct harness_test tests[] = {
@@ -452,6 +493,7 @@ static const struct harness_test tests[] = {
         {"rate_limit", test_rate_limit},
         {"swap_without_gap", test_swap_without_gap},
         {"bad_rules_keep_old", test_bad_rules_keep_old},
+        {"callback_error_and_link_cap", test_callback_error_and_link_cap},
         {NULL, NULL},
 };
 

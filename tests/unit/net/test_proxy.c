@@ -691,6 +691,37 @@ static void test_proxy_asks_dns_server(void)
 	struct egress_dns_config dbad = {.listen = NULL};
 	struct egress_dns *d2;
 	CU_ASSERT_EQUAL(egress_dns_new(&dbad, NULL, NULL, NULL, &d2), -EINVAL);
+	/* caps: allowed_private list, static table, host rules */
+	static const char *many[80];
+	for (size_t i = 0; i < 79; i++)
+		many[i] = "10.0.0.0/8";
+	bad.allowed_private = many;
+	CU_ASSERT_EQUAL(egress_proxy_new(&bad, NULL, NULL, NULL, &p2), -E2BIG);
+	bad.allowed_private = NULL;
+	CU_ASSERT_EQUAL_FATAL(egress_proxy_new(&bad, NULL, NULL, NULL, &p2), 0);
+	int k = 0;
+	for (int i = 0; i < 300 && k == 0; i++)
+		k = egress_proxy_add_host(p2, "many.test", "127.0.0.1");
+	CU_ASSERT_EQUAL(k, -E2BIG);
+	Corral__NetworkRules big = CORRAL__NETWORK_RULES__INIT;
+	Corral__HostRule one = CORRAL__HOST_RULE__INIT;
+	static Corral__HostRule *ptrs[5000];
+	one.host = (char *)"a.test";
+	for (size_t i = 0; i < ELEMENTSOF(ptrs); i++)
+		ptrs[i] = &one;
+	big.hosts = ptrs;
+	big.n_hosts = ELEMENTSOF(ptrs);
+	CU_ASSERT_EQUAL(egress_proxy_set_rules(p2, &big), -E2BIG);
+	egress_proxy_free(p2);
+	struct egress_dns_config dcfg = {.listen = "127.0.0.1:0", .resolver = "::1"};
+	CU_ASSERT_EQUAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), -EINVAL);
+	dcfg.resolver = NULL;
+	dcfg.resolver_threads = 99;
+	CU_ASSERT_EQUAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), -EINVAL);
+	dcfg.resolver_threads = 1;
+	CU_ASSERT_EQUAL_FATAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), 0);
+	CU_ASSERT_EQUAL(egress_dns_set_rules(d2, &big), -E2BIG);
+	egress_dns_free(d2);
 	CU_ASSERT_EQUAL(egress_proxy_add_host(proxy, "bad name", "127.0.0.1"), -EINVAL);
 	CU_ASSERT_EQUAL(egress_proxy_add_host(proxy, "ok.test", "not-an-ip"), -EINVAL);
 }

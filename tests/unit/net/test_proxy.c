@@ -618,8 +618,37 @@ static int dns_ask(const char *name, int type, int *ret_answers, char *first, si
 	return ns_msg_getflag(msg, ns_f_rcode);
 }
 
+/* Sends raw bytes to the filtered resolver; returns the rcode of the reply or -1. */
+static int dns_raw(const uint8_t *q, size_t len)
+{
+	uint8_t a[512];
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET,
+	                         .sin_port = htons(dns_port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval tv = {.tv_sec = 3};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	sendto(fd, q, len, 0, (struct sockaddr *)&to, sizeof(to));
+	ssize_t n = recv(fd, a, sizeof(a), 0);
+	close(fd);
+	if (n < 12)
+		return -1;
+	CU_ASSERT_EQUAL(a[5], 0); /* no question echoed */
+	CU_ASSERT_EQUAL(a[0], q[0]);
+	CU_ASSERT_EQUAL(a[1], q[1]);
+	return a[3] & 0xf;
+}
+
 static void test_dns_filtered(void)
 {
+	/* two questions announced, one present: FORMERR */
+	uint8_t q[512];
+	int qlen = res_mkquery(ns_o_query, "allowed.test", ns_c_in, ns_t_a, NULL, 0, NULL, q,
+	                       sizeof(q));
+	CU_ASSERT_FATAL(qlen > 12);
+	q[5] = 2;
+	CU_ASSERT_EQUAL(dns_raw(q, (size_t)qlen), ns_r_formerr);
+
 	int answers = -1;
 	char first[64] = "";
 	CU_ASSERT_EQUAL(dns_ask("allowed.test", ns_t_a, &answers, first, sizeof(first)),

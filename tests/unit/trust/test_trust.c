@@ -340,6 +340,71 @@ static void test_threshold(void)
 	fx_blob_free(&b);
 }
 
+static void test_cosign_two_person(void)
+{
+	/* Dana signs on her machine, Eve co-signs the very same bytes on hers. */
+	static const enum fx_key s1[] = {FX_SIGNER1};
+	struct fx_blob one = fx_bundle(9, FX_NOW, FX_NOW + FX_DAY, s1, 1);
+	CU_ASSERT_EQUAL(verify(one), TRUST_THRESHOLD);
+	struct trust_key *k2[] = {fx_key(FX_SIGNER2)};
+	struct fx_blob two = {0};
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_envelope_cosign(one.data, one.len,
+	                              CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2, 1,
+	                              &two.data, &two.len),
+	        0);
+	CU_ASSERT_EQUAL(verify(two), TRUST_OK);
+	/* Co-signing again with a key that already signed adds nothing. */
+	struct fx_blob again = {0};
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_envelope_cosign(two.data, two.len,
+	                              CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2, 1,
+	                              &again.data, &again.len),
+	        0);
+	CU_ASSERT_EQUAL(again.len, two.len);
+	fx_blob_free(&again);
+	/* Refusals: wrong type, junk, public key, too many keys. */
+	uint8_t *out = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_TRUST_ROOT, k2, 1,
+	                                      &out, &len),
+	                -EINVAL);
+	static const uint8_t junk[] = {0xff, 0xff};
+	CU_ASSERT_EQUAL(trust_envelope_cosign(junk, sizeof(junk),
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2,
+	                                      1, &out, &len),
+	                -EINVAL);
+	struct trust_key *pub = NULL;
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_key_from_raw(trust_key_raw_public(fx_key(FX_SIGNER2)), 32, &pub), 0);
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                      &pub, 1, &out, &len),
+	                -EINVAL);
+	trust_key_free(pub);
+	struct trust_key *many[TRUST_MAX_SIGNATURES + 1];
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = fx_key(FX_SIGNER2);
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                      many, ELEMENTSOF(many), &out, &len),
+	                -E2BIG);
+	/* An envelope already carrying 32 signatures has no room for another key. */
+	enum fx_key full_ids[TRUST_MAX_SIGNATURES];
+	for (size_t i = 0; i < ELEMENTSOF(full_ids); i++)
+		full_ids[i] = FX_SIGNER1;
+	struct fx_blob full = fx_bundle(9, FX_NOW, FX_NOW + FX_DAY, full_ids, ELEMENTSOF(full_ids));
+	CU_ASSERT_EQUAL(trust_envelope_cosign(full.data, full.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2,
+	                                      1, &out, &len),
+	                -E2BIG);
+	CU_ASSERT_PTR_NULL(out);
+	fx_blob_free(&full);
+	fx_blob_free(&two);
+	fx_blob_free(&one);
+}
+
 static void test_root_key_listed_as_signer_counts(void)
 {
 	static const enum fx_key roots[] = {FX_ROOT1, FX_ROOT2};
@@ -807,6 +872,7 @@ static const struct harness_test attack_tests[] = {
         {"unknown_key", test_unknown_key},
         {"threshold", test_threshold},
         {"root_key_listed_as_signer_counts", test_root_key_listed_as_signer_counts},
+        {"cosign_two_person", test_cosign_two_person},
         {"expired_freeze", test_expired_freeze},
         {"not_yet_valid", test_not_yet_valid},
         {"wrong_target_mix_and_match", test_wrong_target_mix_and_match},

@@ -840,6 +840,7 @@ static int cmd_policy_verify(int argc, char **argv)
 	struct parsed p = {0};
 	_cleanup_free_ uint8_t *buf = NULL;
 	Corral__TrustRoot *root = NULL;
+	Corral__PolicyBundle *bundle = NULL;
 	int status = EXIT_USAGE;
 	int r = parse_args(cmd, argc, argv, args, na, &p);
 	if (r == 1) {
@@ -878,7 +879,7 @@ static int cmd_policy_verify(int argc, char **argv)
 	};
 	struct trust_bundle_info info;
 	if (r >= 0)
-		r = trust_bundle_verify(root, buf, len, &ctx, NULL, &info, &res);
+		r = trust_bundle_verify(root, buf, len, &ctx, &bundle, &info, &res);
 	if (r < 0) {
 		print_rejected(&res);
 		goto done;
@@ -889,8 +890,16 @@ static int cmd_policy_verify(int argc, char **argv)
 	printf("trust root: version %llu\n", (unsigned long long)root->version);
 	for (size_t i = 0; i < info.n_signers; i++)
 		printf("signer: %s\n", info.signer_key_ids[i]);
+	if (bundle->source_sha256.len == SHA256_DIGEST_LENGTH) {
+		/* For the co-signer: compare with `sha256sum POLICY.json` before vouching. */
+		char hex[2 * SHA256_DIGEST_LENGTH + 1];
+		util_hex(bundle->source_sha256.data, SHA256_DIGEST_LENGTH, hex);
+		printf("source sha256: %s\n", hex);
+	}
 	status = 0;
 done:
+	if (bundle)
+		corral__policy_bundle__free_unpacked(bundle, NULL);
 	if (root)
 		corral__trust_root__free_unpacked(root, NULL);
 	args_free(args, na, &p);

@@ -187,6 +187,7 @@ static void test_policy_sign_verify(void)
 	                0);
 	CU_ASSERT(starts("valid: policy bundle version 3"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "signer: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "source sha256: "));
 	CU_ASSERT_EQUAL(run("policy", "verify", "p3.bundle", "--trust", "v1.root", "--device",
 	                    "dev-7", NULL),
 	                0);

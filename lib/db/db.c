@@ -16,8 +16,8 @@
 
 #include <sqlite3.h>
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-								const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
 	if (err && errlen) {
 		va_list ap;
@@ -62,9 +62,9 @@ int db_migrate(sqlite3 *db, const struct db_migration *migrations, char *err, si
 	}
 	if ((unsigned)cur > known) {
 		set_err(err, errlen,
-			"database schema version %d is newer than this program supports (%u); "
-			"refusing to open it (was corral downgraded?)",
-			cur, known);
+		        "database schema version %d is newer than this program supports (%u); "
+		        "refusing to open it (was corral downgraded?)",
+		        cur, known);
 		return -EPROTO;
 	}
 	for (const struct db_migration *m = migrations; m->sql; m++) {
@@ -94,12 +94,12 @@ int db_migrate(sqlite3 *db, const struct db_migration *migrations, char *err, si
 }
 
 int db_open(const char *path, const struct db_migration *migrations, unsigned flags,
-	    sqlite3 **ret_db, char *err, size_t errlen)
+            sqlite3 **ret_db, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	oflags |= (flags & DB_OPEN_READONLY) ? SQLITE_OPEN_READONLY
-					     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	                                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	if (!(flags & DB_OPEN_READONLY)) {
 		/* Create the file 0600 ourselves: SQLite would use the umask. */
 		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -119,9 +119,9 @@ int db_open(const char *path, const struct db_migration *migrations, unsigned fl
 	int r = 0;
 	if (!(flags & DB_OPEN_READONLY)) {
 		r = db_exec(db,
-			    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-			    "PRAGMA foreign_keys = ON;",
-			    err, errlen);
+		            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+		            "PRAGMA foreign_keys = ON;",
+		            err, errlen);
 		if (r == 0)
 			r = db_migrate(db, migrations, err, errlen);
 	} else {

@@ -35,7 +35,7 @@ enum db_open_flags {
  * SQLite failures (message in `err`).
  */
 int db_open(const char *path, const struct db_migration *migrations, unsigned flags,
-	    struct sqlite3 **ret_db, char *err, size_t errlen);
+            struct sqlite3 **ret_db, char *err, size_t errlen);
 
 /* Applies pending migrations to an open database. Same errors as db_open. */
 int db_migrate(struct sqlite3 *db, const struct db_migration *migrations, char *err, size_t errlen);

@@ -13,18 +13,18 @@
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
-#define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
-		__typeof__(p) _tp_ = (p);                                                          \
-		(p) = NULL;                                                                        \
-		_tp_;                                                                              \
+#define TAKE_PTR(p)                       \
+	({                                \
+		__typeof__(p) _tp_ = (p); \
+		(p) = NULL;               \
+		_tp_;                     \
 	})
 
-#define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
-		int _tfd_ = (fd);                                                                  \
-		(fd) = -1;                                                                         \
-		_tfd_;                                                                             \
+#define TAKE_FD(fd)               \
+	({                        \
+		int _tfd_ = (fd); \
+		(fd) = -1;        \
+		_tfd_;            \
 	})
 
 static inline void util_freep(void *p)
@@ -52,11 +52,11 @@ static inline void util_fclosep(FILE **f)
 #define _cleanup_fclose_ _cleanup_(util_fclosep)
 
 /* Declares `static inline void namep(type **p)` calling func(*p) when non-NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
-	static inline void func##p(type **p)                                                       \
-	{                                                                                          \
-		if (*p)                                                                            \
-			func(*p);                                                                  \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+	static inline void func##p(type **p)    \
+	{                                       \
+		if (*p)                         \
+			func(*p);               \
 	}
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))

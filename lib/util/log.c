@@ -27,10 +27,10 @@ int log_parse_level(const char *s, enum log_level *ret)
 		const char *name;
 		enum log_level level;
 	} names[] = {{"error", LOG_LEVEL_ERR},
-		     {"warn", LOG_LEVEL_WARN},
-		     {"warning", LOG_LEVEL_WARN},
-		     {"info", LOG_LEVEL_INFO},
-		     {"debug", LOG_LEVEL_DEBUG}};
+	             {"warn", LOG_LEVEL_WARN},
+	             {"warning", LOG_LEVEL_WARN},
+	             {"info", LOG_LEVEL_INFO},
+	             {"debug", LOG_LEVEL_DEBUG}};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(s, names[i].name) == 0) {
 			*ret = names[i].level;
@@ -55,16 +55,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		fprintf(stderr, "<%d>%s\n", (int)level, line);
 	} else {
 		static const char *words[] = {[LOG_LEVEL_ERR] = "error",
-					      [LOG_LEVEL_WARN] = "warn",
-					      [LOG_LEVEL_INFO] = "info",
-					      [LOG_LEVEL_DEBUG] = "debug"};
+		                              [LOG_LEVEL_WARN] = "warn",
+		                              [LOG_LEVEL_INFO] = "info",
+		                              [LOG_LEVEL_DEBUG] = "debug"};
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		struct tm tm;
 		gmtime_r(&ts.tv_sec, &tm);
 		fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%s]: %s\n",
-			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			tm.tm_sec, ts.tv_nsec / 1000000, log_ident, words[level], line);
+		        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		        tm.tm_sec, ts.tv_nsec / 1000000, log_ident, words[level], line);
 	}
 	errno = saved;
 }

@@ -26,9 +26,9 @@ static const struct admin_command *const *command_sets(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: corral-admin COMMAND [ARGS...]\n\n"
-		   "Administer a corral fleet: keys and trust roots, signed policies, and the\n"
-		   "management server (online commands take --server URL --token-file FILE).\n\n"
-		   "commands:\n");
+	           "Administer a corral fleet: keys and trust roots, signed policies, and the\n"
+	           "management server (online commands take --server URL --token-file FILE).\n\n"
+	           "commands:\n");
 	for (const struct admin_command *const *set = command_sets(); *set; set++)
 		for (const struct admin_command *c = *set; c->name; c++)
 			fprintf(f, "  %-22s %s\n", c->name, c->summary);
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	if (c)
 		return c->run(argc - 1, argv + 1);
 	fprintf(stderr, "corral-admin: unknown command '%s'%s%s\n", argv[1], argc >= 3 ? " " : "",
-		argc >= 3 ? argv[2] : "");
+	        argc >= 3 ? argv[2] : "");
 	fprintf(stderr, "Run 'corral-admin --help' for the list of commands.\n");
 	return 2;
 }

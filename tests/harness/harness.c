@@ -109,7 +109,8 @@ int harness_main(int argc, char **argv, const struct harness_suite *suites)
 	unsigned suite_failures = CU_get_number_of_suites_failed();
 	unsigned ran = CU_get_number_of_tests_run();
 	CU_cleanup_registry();
-	unsigned passed = ran >= tests_failed + harness_skips ? ran - tests_failed - harness_skips : 0;
+	unsigned passed =
+	        ran >= tests_failed + harness_skips ? ran - tests_failed - harness_skips : 0;
 	printf("\n%u passed, %u failed, %u skipped\n", passed, tests_failed + suite_failures,
 	       harness_skips);
 	if (failures || suite_failures)

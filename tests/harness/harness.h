@@ -30,10 +30,10 @@ int harness_main(int argc, char **argv, const struct harness_suite *suites);
 
 /* Records a skip of the running test with a reason (printed). */
 void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#define HARNESS_SKIP(...)                                                                          \
-	do {                                                                                       \
-		harness_skip(__VA_ARGS__);                                                         \
-		return;                                                                            \
+#define HARNESS_SKIP(...)                  \
+	do {                               \
+		harness_skip(__VA_ARGS__); \
+		return;                    \
 	} while (0)
 
 /* true when running as root (privileged tests). */

@@ -12,18 +12,18 @@
 #include <sqlite3.h>
 
 static const struct db_migration v1[] = {
-	{1, "001_a", "CREATE TABLE a (x INTEGER);"},
-	{0, NULL, NULL},
+        {1, "001_a", "CREATE TABLE a (x INTEGER);"},
+        {0, NULL, NULL},
 };
 static const struct db_migration v2[] = {
-	{1, "001_a", "CREATE TABLE a (x INTEGER);"},
-	{2, "002_b", "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (42);"},
-	{0, NULL, NULL},
+        {1, "001_a", "CREATE TABLE a (x INTEGER);"},
+        {2, "002_b", "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (42);"},
+        {0, NULL, NULL},
 };
 static const struct db_migration v2_broken[] = {
-	{1, "001_a", "CREATE TABLE a (x INTEGER);"},
-	{2, "002_b", "CREATE TABLE b (y INTEGER); INSERT INTO nosuch VALUES (1);"},
-	{0, NULL, NULL},
+        {1, "001_a", "CREATE TABLE a (x INTEGER);"},
+        {2, "002_b", "CREATE TABLE b (y INTEGER); INSERT INTO nosuch VALUES (1);"},
+        {0, NULL, NULL},
 };
 
 static char *path_in(const char *dir)
@@ -114,7 +114,7 @@ static void test_embedded_sets(void)
 		const struct db_migration *migs;
 		unsigned count;
 	} sets[] = {{"endpoint.db", endpoint_migrations, endpoint_migrations_count},
-		    {"server.db", server_migrations, server_migrations_count}};
+	            {"server.db", server_migrations, server_migrations_count}};
 	for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
 		char path[4096], err[512] = "";
 		snprintf(path, sizeof(path), "%s/%s", dir, sets[i].file);
@@ -128,17 +128,17 @@ static void test_embedded_sets(void)
 }
 
 static const struct harness_test db_tests[] = {
-	{"fresh_and_upgrade", test_fresh_and_upgrade},
-	{"future_refused", test_future_refused},
-	{"failed_migration_rolls_back", test_failed_migration_rolls_back},
-	{"open_errors", test_open_errors},
-	{"embedded_sets", test_embedded_sets},
-	{NULL, NULL},
+        {"fresh_and_upgrade", test_fresh_and_upgrade},
+        {"future_refused", test_future_refused},
+        {"failed_migration_rolls_back", test_failed_migration_rolls_back},
+        {"open_errors", test_open_errors},
+        {"embedded_sets", test_embedded_sets},
+        {NULL, NULL},
 };
 
 static const struct harness_suite suites[] = {
-	{"db", NULL, NULL, db_tests},
-	{NULL, NULL, NULL, NULL},
+        {"db", NULL, NULL, db_tests},
+        {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -47,7 +47,7 @@ static void test_rfc3339(void)
 	CU_ASSERT_EQUAL(util_parse_rfc3339("2026-11-27T10:00:00Zjunk", &t), -EINVAL);
 	char buf[32];
 	CU_ASSERT_STRING_EQUAL(util_format_rfc3339(1795773600, buf, sizeof(buf)),
-			       "2026-11-27T10:00:00Z");
+	                       "2026-11-27T10:00:00Z");
 	CU_ASSERT_EQUAL(util_parse_expiry("1h", 1000, &t), 0);
 	CU_ASSERT_EQUAL(t, 4600);
 	CU_ASSERT_EQUAL(util_parse_expiry("1970-01-01T00:00:10Z", 1000, &t), 0);
@@ -127,13 +127,17 @@ static void test_files(void)
 }
 
 static const struct harness_test util_tests[] = {
-	{"duration", test_duration}, {"rfc3339", test_rfc3339}, {"hex_and_equal", test_hex_and_equal},
-	{"numbers", test_numbers},   {"files", test_files},     {NULL, NULL},
+        {"duration", test_duration},
+        {"rfc3339", test_rfc3339},
+        {"hex_and_equal", test_hex_and_equal},
+        {"numbers", test_numbers},
+        {"files", test_files},
+        {NULL, NULL},
 };
 
 static const struct harness_suite suites[] = {
-	{"util", NULL, NULL, util_tests},
-	{NULL, NULL, NULL, NULL},
+        {"util", NULL, NULL, util_tests},
+        {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -447,6 +447,33 @@ static void test_bad_rules_keep_old(void)
 	CU_ASSERT_EQUAL(egress_events_poll(eg, NULL, NULL), -EINVAL);
 }
 
+static int flood(void *arg)
+{
+	/* more denials than the 256 KiB ring buffer holds while nobody reads it */
+	for (int i = 0; i < 6000; i++)
+		if (netlab_connect("192.0.2.2", 443, SOCK_STREAM) != EPERM)
+			return 1;
+	return 0;
+}
+
+static void test_ring_buffer_overflow_counted(void)
+{
+	struct ruleset rs;
+	struct collected c;
+	uint64_t before = 0, after = 0;
+	REQUIRE_LAB();
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &rs.rules, NULL), 0);
+	drain(&c);
+	CU_ASSERT_EQUAL(egress_events_lost(eg, &before), 0);
+	CU_ASSERT_EQUAL(netlab_run_session(&lab, flood, NULL), 0);
+	CU_ASSERT_EQUAL(egress_events_lost(eg, &after), 0);
+	CU_ASSERT(after > before);
+	/* what was queued is still delivered, rate-limited to one report */
+	drain(&c);
+	CU_ASSERT_EQUAL(c.n, 1);
+}
+
 static int refuse_cb(const struct egress_event *ev, void *userdata)
 {
 	return -ECANCELED;
@@ -494,6 +521,7 @@ static const struct harness_test tests[] = {
         {"swap_without_gap", test_swap_without_gap},
         {"bad_rules_keep_old", test_bad_rules_keep_old},
         {"callback_error_and_link_cap", test_callback_error_and_link_cap},
+        {"ring_buffer_overflow_counted", test_ring_buffer_overflow_counted},
         {NULL, NULL},
 };
 

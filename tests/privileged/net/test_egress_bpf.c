@@ -103,7 +103,7 @@ static void rs_add(struct ruleset *rs, const char *cidr, unsigned pmin, unsigned
 struct probe {
 	const char *addr;
 	uint16_t port;
-	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp */
+	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp, 4 tcp fast open */
 	int family;
 	int expect;
 	int got;
@@ -125,6 +125,19 @@ static int raw_icmp(const char *addr)
 	return r;
 }
 
+/* TCP Fast Open: sendto(MSG_FASTOPEN) connects without connect(). */
+static int fastopen(const char *addr, uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int r = sendto(fd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
+	close(fd);
+	return r;
+}
+
 static int run_probes(void *arg)
 {
 	prctl(PR_SET_NAME, "corral-probe");
@@ -139,6 +152,9 @@ static int run_probes(void *arg)
 			break;
 		case 2:
 			p->got = netlab_connect(p->addr, p->port, SOCK_DGRAM);
+			break;
+		case 4:
+			p->got = fastopen(p->addr, p->port);
 			break;
 		default:
 			p->got = raw_icmp(p->addr);
@@ -206,6 +222,8 @@ static void test_cidr_ports_v4_v6_mapped(void)
 	const struct probe probes[] = {
 	        {"192.0.2.2", 80, 0, 0, 0},
 	        {"192.0.2.2", 443, 0, 0, EPERM},
+	        {"192.0.2.2", 443, 4, 0, EPERM}, /* TCP Fast Open */
+	        {"192.0.2.2", 80, 4, 0, 0},
 	        {"192.0.2.53", 80, 0, 0, EPERM},
 	        {"192.0.2.2", 80, 2, 0, EPERM}, /* UDP not in the rule */
 	        {"2001:db8::2", 8080, 0, 0, 0},
@@ -286,7 +304,8 @@ static void test_barriers_and_icmp(void)
 	        {"0.0.0.0", 80, 0, 0, EPERM},
 	        {"169.254.169.254", 80, 0, 0, EPERM},
 	        {"fd00:ec2::254", 80, 0, 0, EPERM},
-	        {"192.0.2.2", 0, 3, 0, EPERM}, /* ICMP echo from a raw socket: skb hook */
+	        {"192.0.2.2", 0, 3, 0, EPERM},  /* ICMP echo from a raw socket: skb hook */
+	        {"127.0.0.1", 80, 4, 0, EPERM}, /* TCP Fast Open goes through connect4 too */
 	};
 	check_probes(probes, ELEMENTSOF(probes));
 

@@ -103,7 +103,8 @@ static void rs_add(struct ruleset *rs, const char *cidr, unsigned pmin, unsigned
 struct probe {
 	const char *addr;
 	uint16_t port;
-	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp, 4 tcp fast open */
+	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp, 4 tcp fast open,
+	           5 big udp6 */
 	int family;
 	int expect;
 	int got;
@@ -138,6 +139,22 @@ static int fastopen(const char *addr, uint16_t port)
 	return r;
 }
 
+/* A UDP datagram larger than the veth MTU (sent as IPv6 fragments). */
+static int big_udp6(const char *addr, uint16_t port)
+{
+	static char payload[3000];
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	inet_pton(AF_INET6, addr, &a.sin6_addr);
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int r = sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&a, sizeof(a)) < 0
+	                ? errno
+	                : 0;
+	close(fd);
+	return r;
+}
+
 static int run_probes(void *arg)
 {
 	prctl(PR_SET_NAME, "corral-probe");
@@ -155,6 +172,9 @@ static int run_probes(void *arg)
 			break;
 		case 4:
 			p->got = fastopen(p->addr, p->port);
+			break;
+		case 5:
+			p->got = big_udp6(p->addr, p->port);
 			break;
 		default:
 			p->got = raw_icmp(p->addr);
@@ -262,6 +282,7 @@ static void test_udp_sendto_and_dns(void)
 	        {"192.0.2.2", 9999, 1, AF_INET, 0},
 	        {"2001:db8::2", 9999, 1, AF_INET6, 0},
 	        {"2001:db8::2", 9998, 1, AF_INET6, EPERM},
+	        {"2001:db8::2", 9999, 5, AF_INET6, 0}, /* fragmented: not dropped by the skb hook */
 	        {"::ffff:192.0.2.2", 9998, 1, AF_INET6, 0}, /* mapped: the IPv4 /24 allows it */
 	        /* DNS to a resolver inside an allowed range is still refused */
 	        {"192.0.2.53", 53, 1, AF_INET, EPERM},

@@ -84,7 +84,7 @@ static void respond(struct egress_dns *d, const uint8_t *q, size_t question_end,
 	out[2] = (uint8_t)(0x80 | (q[2] & 0x79));
 	out[3] = (uint8_t)(0x80 | (rcode & 0xf));
 	out[4] = 0;
-	out[5] = 1;
+	out[5] = question_end > 12 ? 1 : 0; /* FORMERR echoes no question */
 	out[6] = (uint8_t)(answers >> 8);
 	out[7] = (uint8_t)answers;
 	memset(out + 8, 0, 4);

@@ -280,6 +280,9 @@ int egress_skb(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, 6, &proto, 1) < 0 ||
 		    bpf_skb_load_bytes(skb, 24, addr, 16) < 0)
 			return 0;
+		/* a fragmented UDP datagram: the protocol is in the fragment header */
+		if (proto == 44 && bpf_skb_load_bytes(skb, 40, &proto, 1) < 0)
+			return 0;
 		if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
 			return 1;
 		/* ::1 */

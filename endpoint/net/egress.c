@@ -97,6 +97,11 @@ int egress_events_poll(struct egress *e, int (*cb)(const struct egress_event *ev
 	return -EOPNOTSUPP;
 }
 
+int egress_events_lost(const struct egress *e, uint64_t *ret_lost)
+{
+	return -EOPNOTSUPP;
+}
+
 void egress_free(struct egress *e)
 {
 	free(e);
@@ -382,6 +387,16 @@ int egress_events_poll(struct egress *e, int (*cb)(const struct egress_event *ev
 	if (r < 0)
 		return r;
 	return e->consumed;
+}
+
+int egress_events_lost(const struct egress *e, uint64_t *ret_lost)
+{
+	uint32_t zero = 0;
+	uint64_t n;
+	if (bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.lost), &zero, &n) < 0)
+		return -errno;
+	*ret_lost = n;
+	return 0;
 }
 
 void egress_free(struct egress *e)

@@ -178,6 +178,12 @@ int egress_events_fd(const struct egress *e);
 int egress_events_poll(struct egress *e, int (*cb)(const struct egress_event *ev, void *userdata),
                        void *userdata);
 
+/*
+ * Events the kernel could not queue because the ring buffer was full (since egress_open), for
+ * a "dropped" report. Returns 0 with *ret_lost set, or -errno.
+ */
+int egress_events_lost(const struct egress *e, uint64_t *ret_lost);
+
 /* Detaches from every cgroup and frees everything. NULL is fine. */
 void egress_free(struct egress *e);
 

@@ -39,6 +39,7 @@ struct egress_compiled {
  */
 int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_extra *extra,
                          struct egress_compiled **ret);
+/* Frees a compiled rule set. NULL is fine. */
 void egress_compiled_free(struct egress_compiled *c);
 
 /* Evaluates a compiled rule set the way the BPF program does (tests; the proxy's IP literals).
@@ -52,7 +53,7 @@ bool egress_compiled_allows(const struct egress_compiled *c, int family, const u
  * 224/4, 240/4, ::, ::1, fc00::/7, fe80::/10, ff00::/8, or a mapped form of those. */
 bool egress_addr_is_private(int family, const uint8_t *addr);
 
-/* CIDR list membership (for allowed_private). */
+/* CIDR list membership (for allowed_private): true when `addr` lies inside `c`. */
 struct egress_cidr {
 	int family;
 	uint8_t addr[16];
@@ -70,7 +71,10 @@ struct egress_host_rules {
 	size_t count;
 	struct egress_compiled *cidrs; /* for IP literals */
 };
+/* Compiles the host rules (and CIDR rules, for IP literals) of `rules` (may be NULL).
+ * *ret owned by caller. -EINVAL bad name or port, -E2BIG past 4096 host rules. */
 int egress_host_rules_new(const Corral__NetworkRules *rules, struct egress_host_rules **ret);
+/* Frees compiled host rules. NULL is fine. */
 void egress_host_rules_free(struct egress_host_rules *r);
 /* `host` normalised. Names only; true when a rule covers host:port (port 0 = any port). */
 bool egress_host_rules_match(const struct egress_host_rules *r, const char *host, uint16_t port);
@@ -99,7 +103,10 @@ struct egress_resolve_result {
 	} addrs[EGRESS_RESOLVE_MAX_ADDRS];
 };
 
+/* Starts `threads` (0 = 4, at most 16) resolver threads asking `server` ("a.b.c.d[:port]",
+ * NULL = getaddrinfo). *ret owned by caller (egress_resolver_free). -EINVAL bad server. */
 int egress_resolver_new(const char *server, unsigned threads, struct egress_resolver **ret);
+/* Static table entry answered before any server. -EINVAL bad name/address, -E2BIG past 256. */
 int egress_resolver_add_host(struct egress_resolver *r, const char *name, const char *address);
 /* Queues a lookup of `name` (copied); `cookie` identifies it in egress_resolver_take. */
 int egress_resolver_submit(struct egress_resolver *r, const char *name, uint64_t cookie);
@@ -108,4 +115,5 @@ int egress_resolver_fd(const struct egress_resolver *r);
 /* Takes one finished lookup: 1 with *ret_cookie and *ret_res set, 0 when none waits. */
 int egress_resolver_take(struct egress_resolver *r, uint64_t *ret_cookie,
                          struct egress_resolve_result *ret_res);
+/* Stops and joins the threads (a running query finishes first), frees. NULL is fine. */
 void egress_resolver_free(struct egress_resolver *r);

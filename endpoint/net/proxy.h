@@ -121,12 +121,18 @@ struct egress_dns_config {
  */
 int egress_dns_new(const struct egress_dns_config *cfg, const Corral__NetworkRules *rules,
                    egress_proxy_event_fn cb, void *userdata, struct egress_dns **ret);
+/* Static host-table entry, as egress_proxy_add_host. */
 int egress_dns_add_host(struct egress_dns *d, const char *name, const char *address);
+/* The epoll fd to wait on. Owned by `d`. */
 int egress_dns_fd(const struct egress_dns *d);
+/* Answers what is ready, waiting up to timeout_ms. >= 0 or -errno of epoll. */
 int egress_dns_dispatch(struct egress_dns *d, int timeout_ms);
+/* Replaces the rules (copied) for later queries. -EINVAL for a bad rule (old rules stay). */
 int egress_dns_set_rules(struct egress_dns *d, const Corral__NetworkRules *rules);
+/* The bound UDP address (for egress_extra.dns and the session's resolv.conf). */
 int egress_dns_address(const struct egress_dns *d, struct sockaddr_storage *ret_addr,
                        socklen_t *ret_len);
+/* Stops the resolver threads and frees. NULL is fine. */
 void egress_dns_free(struct egress_dns *d);
 
 /* ---- pure helpers (exported for the fuzz targets and tests) -------------------------------- */

@@ -41,6 +41,7 @@ pid_t netlab_spawn_session(struct netlab *lab, int (*fn)(void *arg), void *arg);
 /* Enters the server (srv = true) or client namespace in the calling thread. */
 int netlab_enter(struct netlab *lab, bool srv);
 
+/* Stops the server, deletes both namespaces (and the veth with them) and the cgroups. */
 void netlab_teardown(struct netlab *lab);
 
 /* connect() with a 2 s timeout: 0 or errno. type SOCK_STREAM or SOCK_DGRAM. */

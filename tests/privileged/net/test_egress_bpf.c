@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,7 +103,8 @@ static void rs_add(struct ruleset *rs, const char *cidr, unsigned pmin, unsigned
 struct probe {
 	const char *addr;
 	uint16_t port;
-	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp */
+	int kind; /* 0 tcp connect, 1 udp sendto, 2 udp connect, 3 raw icmp, 4 tcp fast open,
+	           5 big udp6 */
 	int family;
 	int expect;
 	int got;
@@ -123,6 +126,35 @@ static int raw_icmp(const char *addr)
 	return r;
 }
 
+/* TCP Fast Open: sendto(MSG_FASTOPEN) connects without connect(). */
+static int fastopen(const char *addr, uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int r = sendto(fd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
+	close(fd);
+	return r;
+}
+
+/* A UDP datagram larger than the veth MTU (sent as IPv6 fragments). */
+static int big_udp6(const char *addr, uint16_t port)
+{
+	static char payload[3000];
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	inet_pton(AF_INET6, addr, &a.sin6_addr);
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int r = sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&a, sizeof(a)) < 0
+	                ? errno
+	                : 0;
+	close(fd);
+	return r;
+}
+
 static int run_probes(void *arg)
 {
 	prctl(PR_SET_NAME, "corral-probe");
@@ -137,6 +169,12 @@ static int run_probes(void *arg)
 			break;
 		case 2:
 			p->got = netlab_connect(p->addr, p->port, SOCK_DGRAM);
+			break;
+		case 4:
+			p->got = fastopen(p->addr, p->port);
+			break;
+		case 5:
+			p->got = big_udp6(p->addr, p->port);
 			break;
 		default:
 			p->got = raw_icmp(p->addr);
@@ -204,6 +242,8 @@ static void test_cidr_ports_v4_v6_mapped(void)
 	const struct probe probes[] = {
 	        {"192.0.2.2", 80, 0, 0, 0},
 	        {"192.0.2.2", 443, 0, 0, EPERM},
+	        {"192.0.2.2", 443, 4, 0, EPERM}, /* TCP Fast Open */
+	        {"192.0.2.2", 80, 4, 0, 0},
 	        {"192.0.2.53", 80, 0, 0, EPERM},
 	        {"192.0.2.2", 80, 2, 0, EPERM}, /* UDP not in the rule */
 	        {"2001:db8::2", 8080, 0, 0, 0},
@@ -242,6 +282,7 @@ static void test_udp_sendto_and_dns(void)
 	        {"192.0.2.2", 9999, 1, AF_INET, 0},
 	        {"2001:db8::2", 9999, 1, AF_INET6, 0},
 	        {"2001:db8::2", 9998, 1, AF_INET6, EPERM},
+	        {"2001:db8::2", 9999, 5, AF_INET6, 0}, /* fragmented: not dropped by the skb hook */
 	        {"::ffff:192.0.2.2", 9998, 1, AF_INET6, 0}, /* mapped: the IPv4 /24 allows it */
 	        /* DNS to a resolver inside an allowed range is still refused */
 	        {"192.0.2.53", 53, 1, AF_INET, EPERM},
@@ -284,7 +325,8 @@ static void test_barriers_and_icmp(void)
 	        {"0.0.0.0", 80, 0, 0, EPERM},
 	        {"169.254.169.254", 80, 0, 0, EPERM},
 	        {"fd00:ec2::254", 80, 0, 0, EPERM},
-	        {"192.0.2.2", 0, 3, 0, EPERM}, /* ICMP echo from a raw socket: skb hook */
+	        {"192.0.2.2", 0, 3, 0, EPERM},  /* ICMP echo from a raw socket: skb hook */
+	        {"127.0.0.1", 80, 4, 0, EPERM}, /* TCP Fast Open goes through connect4 too */
 	};
 	check_probes(probes, ELEMENTSOF(probes));
 
@@ -442,6 +484,72 @@ static void test_bad_rules_keep_old(void)
 	const struct probe probes[] = {{"192.0.2.2", 80, 0, 0, 0}, {"192.0.2.2", 443, 0, 0, EPERM}};
 	check_probes(probes, ELEMENTSOF(probes));
 	CU_ASSERT_EQUAL(egress_attach(eg, -1), -EBADF);
+	CU_ASSERT_EQUAL(egress_events_poll(eg, NULL, NULL), -EINVAL);
+}
+
+static int flood(void *arg)
+{
+	/* more denials than the 256 KiB ring buffer holds while nobody reads it */
+	for (int i = 0; i < 6000; i++)
+		if (netlab_connect("192.0.2.2", 443, SOCK_STREAM) != EPERM)
+			return 1;
+	return 0;
+}
+
+static void test_ring_buffer_overflow_counted(void)
+{
+	struct ruleset rs;
+	struct collected c;
+	uint64_t before = 0, after = 0;
+	REQUIRE_LAB();
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &rs.rules, NULL), 0);
+	drain(&c);
+	CU_ASSERT_EQUAL(egress_events_lost(eg, &before), 0);
+	CU_ASSERT_EQUAL(netlab_run_session(&lab, flood, NULL), 0);
+	CU_ASSERT_EQUAL(egress_events_lost(eg, &after), 0);
+	CU_ASSERT(after > before);
+	/* what was queued is still delivered, rate-limited to one report */
+	drain(&c);
+	CU_ASSERT_EQUAL(c.n, 1);
+}
+
+static int refuse_cb(const struct egress_event *ev, void *userdata)
+{
+	return -ECANCELED;
+}
+
+static void test_callback_error_and_link_cap(void)
+{
+	struct ruleset rs;
+	struct collected c;
+	REQUIRE_LAB();
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &rs.rules, NULL), 0);
+	drain(&c);
+	const struct probe probes[] = {{"192.0.2.2", 80, 0, 0, EPERM}};
+	check_probes(probes, ELEMENTSOF(probes));
+	usleep(20 * 1000);
+	CU_ASSERT_EQUAL(egress_events_poll(eg, refuse_cb, NULL), -ECANCELED);
+
+	/* at most 16 links per egress: 5 programs per cgroup, so the 4th cgroup is refused */
+	struct egress *e2 = NULL;
+	char path[300];
+	int fds[4];
+	CU_ASSERT_EQUAL_FATAL(egress_open(&e2), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/cap%d", lab.profile_cg, i);
+		CU_ASSERT_EQUAL_FATAL(mkdir(path, 0755), 0);
+		fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		CU_ASSERT_FATAL(fds[i] >= 0);
+		CU_ASSERT_EQUAL(egress_attach(e2, fds[i]), i < 3 ? 0 : -E2BIG);
+	}
+	egress_free(e2);
+	for (int i = 0; i < 4; i++) {
+		close(fds[i]);
+		snprintf(path, sizeof(path), "%s/cap%d", lab.profile_cg, i);
+		CU_ASSERT_EQUAL(rmdir(path), 0);
+	}
 }
 
 static const struct harness_test tests[] = {
@@ -452,6 +560,8 @@ static const struct harness_test tests[] = {
         {"rate_limit", test_rate_limit},
         {"swap_without_gap", test_swap_without_gap},
         {"bad_rules_keep_old", test_bad_rules_keep_old},
+        {"callback_error_and_link_cap", test_callback_error_and_link_cap},
+        {"ring_buffer_overflow_counted", test_ring_buffer_overflow_counted},
         {NULL, NULL},
 };
 

@@ -401,6 +401,14 @@ static void test_available_reports_reason(void)
 	struct egress *e = NULL;
 	CU_ASSERT_EQUAL(r, 0);
 	CU_ASSERT_EQUAL(egress_open(&e), -EOPNOTSUPP);
+	/* without BPF every entry point fails closed */
+	uint64_t lost;
+	CU_ASSERT_EQUAL(egress_attach(NULL, 0), -EOPNOTSUPP);
+	CU_ASSERT_EQUAL(egress_set_rules(NULL, NULL, NULL), -EOPNOTSUPP);
+	CU_ASSERT_EQUAL(egress_events_fd(NULL), -EOPNOTSUPP);
+	CU_ASSERT_EQUAL(egress_events_poll(NULL, NULL, NULL), -EOPNOTSUPP);
+	CU_ASSERT_EQUAL(egress_events_lost(NULL, &lost), -EOPNOTSUPP);
+	egress_free(NULL);
 #endif
 }
 

@@ -618,8 +618,37 @@ static int dns_ask(const char *name, int type, int *ret_answers, char *first, si
 	return ns_msg_getflag(msg, ns_f_rcode);
 }
 
+/* Sends raw bytes to the filtered resolver; returns the rcode of the reply or -1. */
+static int dns_raw(const uint8_t *q, size_t len)
+{
+	uint8_t a[512];
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET,
+	                         .sin_port = htons(dns_port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval tv = {.tv_sec = 3};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	sendto(fd, q, len, 0, (struct sockaddr *)&to, sizeof(to));
+	ssize_t n = recv(fd, a, sizeof(a), 0);
+	close(fd);
+	if (n < 12)
+		return -1;
+	CU_ASSERT_EQUAL(a[5], 0); /* no question echoed */
+	CU_ASSERT_EQUAL(a[0], q[0]);
+	CU_ASSERT_EQUAL(a[1], q[1]);
+	return a[3] & 0xf;
+}
+
 static void test_dns_filtered(void)
 {
+	/* two questions announced, one present: FORMERR */
+	uint8_t q[512];
+	int qlen = res_mkquery(ns_o_query, "allowed.test", ns_c_in, ns_t_a, NULL, 0, NULL, q,
+	                       sizeof(q));
+	CU_ASSERT_FATAL(qlen > 12);
+	q[5] = 2;
+	CU_ASSERT_EQUAL(dns_raw(q, (size_t)qlen), ns_r_formerr);
+
 	int answers = -1;
 	char first[64] = "";
 	CU_ASSERT_EQUAL(dns_ask("allowed.test", ns_t_a, &answers, first, sizeof(first)),
@@ -691,6 +720,37 @@ static void test_proxy_asks_dns_server(void)
 	struct egress_dns_config dbad = {.listen = NULL};
 	struct egress_dns *d2;
 	CU_ASSERT_EQUAL(egress_dns_new(&dbad, NULL, NULL, NULL, &d2), -EINVAL);
+	/* caps: allowed_private list, static table, host rules */
+	static const char *many[80];
+	for (size_t i = 0; i < 79; i++)
+		many[i] = "10.0.0.0/8";
+	bad.allowed_private = many;
+	CU_ASSERT_EQUAL(egress_proxy_new(&bad, NULL, NULL, NULL, &p2), -E2BIG);
+	bad.allowed_private = NULL;
+	CU_ASSERT_EQUAL_FATAL(egress_proxy_new(&bad, NULL, NULL, NULL, &p2), 0);
+	int k = 0;
+	for (int i = 0; i < 300 && k == 0; i++)
+		k = egress_proxy_add_host(p2, "many.test", "127.0.0.1");
+	CU_ASSERT_EQUAL(k, -E2BIG);
+	Corral__NetworkRules big = CORRAL__NETWORK_RULES__INIT;
+	Corral__HostRule one = CORRAL__HOST_RULE__INIT;
+	static Corral__HostRule *ptrs[5000];
+	one.host = (char *)"a.test";
+	for (size_t i = 0; i < ELEMENTSOF(ptrs); i++)
+		ptrs[i] = &one;
+	big.hosts = ptrs;
+	big.n_hosts = ELEMENTSOF(ptrs);
+	CU_ASSERT_EQUAL(egress_proxy_set_rules(p2, &big), -E2BIG);
+	egress_proxy_free(p2);
+	struct egress_dns_config dcfg = {.listen = "127.0.0.1:0", .resolver = "::1"};
+	CU_ASSERT_EQUAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), -EINVAL);
+	dcfg.resolver = NULL;
+	dcfg.resolver_threads = 99;
+	CU_ASSERT_EQUAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), -EINVAL);
+	dcfg.resolver_threads = 1;
+	CU_ASSERT_EQUAL_FATAL(egress_dns_new(&dcfg, NULL, NULL, NULL, &d2), 0);
+	CU_ASSERT_EQUAL(egress_dns_set_rules(d2, &big), -E2BIG);
+	egress_dns_free(d2);
 	CU_ASSERT_EQUAL(egress_proxy_add_host(proxy, "bad name", "127.0.0.1"), -EINVAL);
 	CU_ASSERT_EQUAL(egress_proxy_add_host(proxy, "ok.test", "not-an-ip"), -EINVAL);
 }

@@ -5,7 +5,7 @@
  * inside the sandbox without a shell or interpreter in between.
  *
  *   session_probe read PATH | write PATH | io_uring | connect PORT | alloc MB | tty |
- *                 ready-wait | exit N
+ *                 proxy HOST:PORT | ready-wait | exit N
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +74,33 @@ int main(int argc, char **argv)
 		char *name = ttyname(0);
 		(void)ioctl(0, TIOCGWINSZ, &ws);
 		printf("tty=%s size=%u %u\n", name ? name : "none", ws.ws_row, ws.ws_col);
+		return 0;
+	}
+	if (strcmp(cmd, "proxy") == 0 && argc == 3) {
+		/* CONNECT through the proxy the session was given; prints its status line */
+		const char *env = getenv("HTTPS_PROXY");
+		const char *colon = env ? strrchr(env, ':') : NULL;
+		if (!env || strncmp(env, "http://127.0.0.1:", 17) != 0 || !colon) {
+			puts("noproxy");
+			return 1;
+		}
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons((uint16_t)atoi(colon + 1)),
+		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return report(errno);
+		char req[512], resp[256] = "";
+		int n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+		                 argv[2], argv[2]);
+		if (write(s, req, (size_t)n) != n)
+			return report(errno);
+		ssize_t got = read(s, resp, sizeof(resp) - 1);
+		if (got < 0)
+			return report(errno);
+		resp[got] = '\0';
+		resp[strcspn(resp, "\r\n")] = '\0';
+		puts(resp);
 		return 0;
 	}
 	if (strcmp(cmd, "ready-wait") == 0) {

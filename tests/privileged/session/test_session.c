@@ -82,7 +82,7 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 
 static const char policy_fmt[] =
         "{\"name\": \"session-test\", \"default_profile\": \"strict\","
-        " \"user_selectable\": [\"strict\", \"small\", \"ports\"],"
+        " \"user_selectable\": [\"strict\", \"small\", \"ports\", \"web\"],"
         " \"profiles\": {"
         "  \"strict\": {\"mode\": \"enforce\","
         "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"/bin\", \"/etc\","
@@ -108,6 +108,12 @@ static const char policy_fmt[] =
         "    \"allow\": [{\"cidr\": \"127.0.0.1/32\", \"port\": 9, \"protocol\": \"tcp\"}]},"
         "   \"degrade\": {\"network_to_landlock_ports\": true},"
         "   \"process\": {\"isolation\": \"process\"}},"
+        "  \"web\": {\"mode\": \"enforce\","
+        "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\", \"${WORKDIR}\"],"
+        "    \"execute\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\"]},"
+        "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\","
+        "    \"hosts\": [\"allowed.test:443\"]},"
+        "   \"process\": {\"isolation\": \"process\"}},"
         "  \"hidden\": {\"mode\": \"enforce\","
         "   \"filesystem\": {\"read\": [\"/usr\"], \"execute\": [\"/usr\"]},"
         "   \"process\": {\"isolation\": \"process\"}}}}";
@@ -116,7 +122,8 @@ static int make_bundle(const char *path)
 {
 	char bindir[700], json[8192];
 	snprintf(bindir, sizeof(bindir), "%s/bin", g_dir);
-	snprintf(json, sizeof(json), policy_fmt, bindir, bindir, bindir, bindir, bindir, bindir);
+	snprintf(json, sizeof(json), policy_fmt, bindir, bindir, bindir, bindir, bindir, bindir,
+	         bindir, bindir);
 	Corral__Policy *pol = NULL;
 	struct policy_error perr;
 	if (policy_compile(json, strlen(json), &pol, &perr) < 0) {
@@ -678,6 +685,43 @@ static void test_egress_unavailable(void)
 	fx_daemon_stop(&d2, SIGTERM);
 }
 
+/* Hostname rules: the session gets the proxy environment (although env_allow does not list
+ * it), BPF lets it reach exactly the proxy, and a refused CONNECT is a NETWORK violation. */
+static void test_proxy(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--profile", "web", "--", g_probe, "proxy", "evil.test:443", NULL};
+	int rc = run(&o, a);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	if (rc == 126 && !has_layer(st, "net:bpf")) {
+		run_out_free(&o);
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+		HARNESS_SKIP("BPF egress unavailable on this host");
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(util_startswith(o.out, "HTTP/1.") && !strstr(o.out, " 200"));
+	if (rc != 0 || !util_startswith(o.out, "HTTP/1."))
+		fprintf(stderr, "proxy probe (%d): %s %s\n", rc, o.out, o.err);
+	run_out_free(&o);
+	const Corral__Event *e =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	                   CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK, "evil.test:443");
+	CU_ASSERT_PTR_NOT_NULL(e);
+	if (e) {
+		CU_ASSERT_STRING_EQUAL(e->violation->hostname, "evil.test");
+		CU_ASSERT_STRING_EQUAL(e->profile, "web");
+		CU_ASSERT_PTR_NOT_NULL(strstr(e->violation->detail, "reason=not-allowed"));
+		if (st)
+			CU_ASSERT_STRING_EQUAL(e->session_id, st->session_id);
+	}
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
@@ -688,6 +732,7 @@ static const struct harness_test tests[] = {
         {"pty", test_pty},
         {"profile_selection", test_profile_selection},
         {"network_denied", test_network_denied},
+        {"proxy", test_proxy},
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
         {NULL, NULL},

@@ -918,7 +918,11 @@ int cd_session_process(struct cd_session *s)
 			exited = true;
 			break;
 		case TAG_NOTIFY:
-			if (sbx_child_notify_handle(s->child, on_syscall, s) < 0)
+			/* HUP: no task uses the filter any more (the session is exiting);
+			 * level-triggered, it would wake us until the pidfd is read */
+			if (((evs[i].events & EPOLLIN) &&
+			     sbx_child_notify_handle(s->child, on_syscall, s) < 0) ||
+			    (evs[i].events & (EPOLLHUP | EPOLLERR)))
 				epoll_ctl(s->epfd, EPOLL_CTL_DEL, sbx_child_notify_fd(s->child),
 				          NULL);
 			break;

@@ -734,6 +734,88 @@ done:
 	return status;
 }
 
+/* ---- policy cosign --------------------------------------------------------------------- */
+
+static void cosign_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: corral-admin policy cosign BUNDLE --key KEY... -o OUT [--trust ROOT...]\n\n"
+	        "Adds your signature to a bundle someone else signed, over the very same\n"
+	        "bytes (two-person signing on separate machines). Check the contents first:\n"
+	        "`policy verify` prints what you are about to vouch for.\n");
+}
+
+static int cmd_policy_cosign(int argc, char **argv)
+{
+	struct arg args[] = {
+	        {"--key", NULL, ARG_MANY},
+	        {"-o", "--output", ARG_ONE},
+	        {"--trust", NULL, ARG_MANY},
+	};
+	const size_t na = ELEMENTSOF(args);
+	const char *cmd = "policy cosign";
+	struct parsed p = {0};
+	struct keyset sign = {0};
+	_cleanup_free_ uint8_t *buf = NULL, *out = NULL;
+	Corral__TrustRoot *root = NULL;
+	int status = EXIT_USAGE;
+	int r = parse_args(cmd, argc, argv, args, na, &p);
+	if (r == 1) {
+		cosign_usage(stdout);
+		status = 0;
+		goto done;
+	}
+	const char *output = arg_one(args, na, "-o");
+	struct arg *key_a = arg_find(args, na, "--key"), *trust_a = arg_find(args, na, "--trust");
+	if (r < 0 || p.n_pos != 1 || !output || !key_a->n) {
+		if (r == 0)
+			cosign_usage(stderr);
+		goto done;
+	}
+	status = EXIT_REFUSED;
+	struct trust_result res;
+	size_t len = 0, out_len = 0;
+	if (trust_envelope_read_file(p.pos[0], &buf, &len, &res) < 0) {
+		print_rejected(&res);
+		goto done;
+	}
+	if (keyset_load(cmd, key_a->vals, key_a->n, true, &sign) < 0)
+		goto done;
+	r = trust_envelope_cosign(buf, len, CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                          sign.keys, sign.n, &out, &out_len);
+	if (r < 0) {
+		fprintf(stderr, "corral-admin %s: %s: %s\n", cmd, p.pos[0],
+		        r == -EINVAL ? "not a signed policy bundle" : strerror(-r));
+		goto done;
+	}
+	if (trust_a->n) {
+		int64_t now = util_now_sec();
+		struct trust_bundle_ctx ctx = {.now = now};
+		r = load_chain(trust_a->vals, trust_a->n, now, &root, &res);
+		if (r >= 0)
+			r = trust_bundle_verify(root, out, out_len, &ctx, NULL, NULL, &res);
+		if (r < 0) {
+			fprintf(stderr,
+			        "corral-admin %s: devices would refuse this bundle (%s: %s); "
+			        "nothing written\n",
+			        cmd, trust_reason_code(res.reason), res.detail);
+			goto done;
+		}
+	}
+	if (write_out(cmd, output, out, out_len) < 0)
+		goto done;
+	printf("co-signed %s -> %s\n", p.pos[0], output);
+	for (size_t i = 0; i < sign.n; i++)
+		printf("  signer %s  %s\n", trust_key_id(sign.keys[i]), sign.names[i]);
+	status = 0;
+done:
+	if (root)
+		corral__trust_root__free_unpacked(root, NULL);
+	keyset_free(&sign);
+	args_free(args, na, &p);
+	return status;
+}
+
 /* ---- policy verify --------------------------------------------------------------------- */
 
 static void verify_usage(FILE *f)
@@ -758,6 +840,7 @@ static int cmd_policy_verify(int argc, char **argv)
 	struct parsed p = {0};
 	_cleanup_free_ uint8_t *buf = NULL;
 	Corral__TrustRoot *root = NULL;
+	Corral__PolicyBundle *bundle = NULL;
 	int status = EXIT_USAGE;
 	int r = parse_args(cmd, argc, argv, args, na, &p);
 	if (r == 1) {
@@ -796,7 +879,7 @@ static int cmd_policy_verify(int argc, char **argv)
 	};
 	struct trust_bundle_info info;
 	if (r >= 0)
-		r = trust_bundle_verify(root, buf, len, &ctx, NULL, &info, &res);
+		r = trust_bundle_verify(root, buf, len, &ctx, &bundle, &info, &res);
 	if (r < 0) {
 		print_rejected(&res);
 		goto done;
@@ -807,8 +890,16 @@ static int cmd_policy_verify(int argc, char **argv)
 	printf("trust root: version %llu\n", (unsigned long long)root->version);
 	for (size_t i = 0; i < info.n_signers; i++)
 		printf("signer: %s\n", info.signer_key_ids[i]);
+	if (bundle->source_sha256.len == SHA256_DIGEST_LENGTH) {
+		/* For the co-signer: compare with `sha256sum POLICY.json` before vouching. */
+		char hex[2 * SHA256_DIGEST_LENGTH + 1];
+		util_hex(bundle->source_sha256.data, SHA256_DIGEST_LENGTH, hex);
+		printf("source sha256: %s\n", hex);
+	}
 	status = 0;
 done:
+	if (bundle)
+		corral__policy_bundle__free_unpacked(bundle, NULL);
 	if (root)
 		corral__trust_root__free_unpacked(root, NULL);
 	args_free(args, na, &p);
@@ -825,6 +916,8 @@ const struct admin_command admin_trust_commands[] = {
         {"trust show", "FILE [--json]", "print a trust root", cmd_trust_show},
         {"policy sign", "POLICY.json --version N --expires T --target T... --key KEY... -o F",
          "compile, lint and sign a policy bundle", cmd_policy_sign},
+        {"policy cosign", "BUNDLE --key KEY... -o OUT [--trust ROOT...]",
+         "add a second signature to a signed bundle", cmd_policy_cosign},
         {"policy verify", "BUNDLE --trust ROOT... [--group G]... [--device ID]",
          "verify a signed bundle as a device would", cmd_policy_verify},
         {NULL, NULL, NULL, NULL},

@@ -187,6 +187,7 @@ static void test_policy_sign_verify(void)
 	                0);
 	CU_ASSERT(starts("valid: policy bundle version 3"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "signer: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "source sha256: "));
 	CU_ASSERT_EQUAL(run("policy", "verify", "p3.bundle", "--trust", "v1.root", "--device",
 	                    "dev-7", NULL),
 	                0);
@@ -213,6 +214,16 @@ static void test_policy_sign_verify(void)
 	                0);
 	CU_ASSERT_EQUAL(run("policy", "verify", "one.bundle", "--trust", "v1.root", NULL), 1);
 	CU_ASSERT(starts("rejected: threshold: "));
+	/* Two-person signing on separate machines: Bob co-signs Alice's file. */
+	CU_ASSERT_EQUAL(run("policy", "cosign", "one.bundle", "--key", "bob.key", "-o",
+	                    "two.bundle", "--trust", "v1.root", NULL),
+	                0);
+	CU_ASSERT_EQUAL(run("policy", "verify", "two.bundle", "--trust", "v1.root", NULL), 0);
+	CU_ASSERT_EQUAL(run("policy", "cosign", "one.bundle", "--key", "mallory.key", "-o",
+	                    "three.bundle", "--trust", "v1.root", NULL),
+	                1);
+	CU_ASSERT_EQUAL(
+	        run("policy", "cosign", "v1.root", "--key", "bob.key", "-o", "x.bundle", NULL), 1);
 	CU_ASSERT_EQUAL(run("policy", "sign", policy_file, "--version", "4", "--expires", "30d",
 	                    "--target", "group:eng", "--key", "alice.key", "mallory.key", "-o",
 	                    "mal.bundle", NULL),

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 
 static const enum fx_key S12[] = {FX_SIGNER1, FX_SIGNER2};
@@ -338,6 +340,71 @@ static void test_threshold(void)
 	b = fx_bundle(1, FX_NOW, FX_NOW + FX_DAY, NULL, 0);
 	CU_ASSERT_EQUAL(verify(b), TRUST_THRESHOLD);
 	fx_blob_free(&b);
+}
+
+static void test_cosign_two_person(void)
+{
+	/* Dana signs on her machine, Eve co-signs the very same bytes on hers. */
+	static const enum fx_key s1[] = {FX_SIGNER1};
+	struct fx_blob one = fx_bundle(9, FX_NOW, FX_NOW + FX_DAY, s1, 1);
+	CU_ASSERT_EQUAL(verify(one), TRUST_THRESHOLD);
+	struct trust_key *k2[] = {fx_key(FX_SIGNER2)};
+	struct fx_blob two = {0};
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_envelope_cosign(one.data, one.len,
+	                              CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2, 1,
+	                              &two.data, &two.len),
+	        0);
+	CU_ASSERT_EQUAL(verify(two), TRUST_OK);
+	/* Co-signing again with a key that already signed adds nothing. */
+	struct fx_blob again = {0};
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_envelope_cosign(two.data, two.len,
+	                              CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2, 1,
+	                              &again.data, &again.len),
+	        0);
+	CU_ASSERT_EQUAL(again.len, two.len);
+	fx_blob_free(&again);
+	/* Refusals: wrong type, junk, public key, too many keys. */
+	uint8_t *out = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_TRUST_ROOT, k2, 1,
+	                                      &out, &len),
+	                -EINVAL);
+	static const uint8_t junk[] = {0xff, 0xff};
+	CU_ASSERT_EQUAL(trust_envelope_cosign(junk, sizeof(junk),
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2,
+	                                      1, &out, &len),
+	                -EINVAL);
+	struct trust_key *pub = NULL;
+	CU_ASSERT_EQUAL_FATAL(
+	        trust_key_from_raw(trust_key_raw_public(fx_key(FX_SIGNER2)), 32, &pub), 0);
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                      &pub, 1, &out, &len),
+	                -EINVAL);
+	trust_key_free(pub);
+	struct trust_key *many[TRUST_MAX_SIGNATURES + 1];
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = fx_key(FX_SIGNER2);
+	CU_ASSERT_EQUAL(trust_envelope_cosign(one.data, one.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                      many, ELEMENTSOF(many), &out, &len),
+	                -E2BIG);
+	/* An envelope already carrying 32 signatures has no room for another key. */
+	enum fx_key full_ids[TRUST_MAX_SIGNATURES];
+	for (size_t i = 0; i < ELEMENTSOF(full_ids); i++)
+		full_ids[i] = FX_SIGNER1;
+	struct fx_blob full = fx_bundle(9, FX_NOW, FX_NOW + FX_DAY, full_ids, ELEMENTSOF(full_ids));
+	CU_ASSERT_EQUAL(trust_envelope_cosign(full.data, full.len,
+	                                      CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, k2,
+	                                      1, &out, &len),
+	                -E2BIG);
+	CU_ASSERT_PTR_NULL(out);
+	fx_blob_free(&full);
+	fx_blob_free(&two);
+	fx_blob_free(&one);
 }
 
 static void test_root_key_listed_as_signer_counts(void)
@@ -707,6 +774,159 @@ static void test_root_malformed_keys(void)
 	fx_blob_free(&v1);
 }
 
+/* ---- structural and size checks ------------------------------------------------------- */
+
+/* Signs a hand-built TrustRoot payload with R1 and R2 and returns the initial verification. */
+static int verify_handmade_root(const Corral__TrustRoot *root, struct trust_result *res)
+{
+	size_t plen = corral__trust_root__get_packed_size(root);
+	uint8_t *payload = malloc(plen + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+	corral__trust_root__pack(root, payload);
+	struct trust_key *k[] = {fx_key(FX_ROOT1), fx_key(FX_ROOT2)};
+	uint8_t *env = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL_FATAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_TRUST_ROOT,
+	                                          payload, plen, k, 2, &env, &len),
+	                      0);
+	Corral__TrustRoot *out = NULL;
+	int r = trust_root_verify_initial(env, len, FX_NOW, &out, res);
+	if (out)
+		corral__trust_root__free_unpacked(out, NULL);
+	free(env);
+	free(payload);
+	return r;
+}
+
+static void test_root_structure_malformed(void)
+{
+	Corral__PublicKey r1, r2, s1, *roots[] = {&r1, &r2}, *signers[] = {&s1};
+	trust_key_to_proto(fx_key(FX_ROOT1), "r1", &r1);
+	trust_key_to_proto(fx_key(FX_ROOT2), "r2", &r2);
+	trust_key_to_proto(fx_key(FX_SIGNER1), "s1", &s1);
+	Corral__TrustRoot t = CORRAL__TRUST_ROOT__INIT;
+	t.version = 1;
+	t.issued_at = FX_NOW;
+	t.expires_at = FX_NOW + FX_DAY;
+	t.n_root_keys = 2;
+	t.root_keys = roots;
+	t.root_threshold = 2;
+	t.n_signer_keys = 1;
+	t.signer_keys = signers;
+	t.signer_threshold = 1;
+	struct trust_result res;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), 0);
+
+	t.version = 0;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.detail, "version 0"));
+	t.version = 1;
+	t.expires_at = t.issued_at;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	t.expires_at = FX_NOW + FX_DAY;
+	t.root_threshold = 0;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	t.root_threshold = 3;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	t.root_threshold = 2;
+	t.n_signer_keys = 0;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.detail, "no signer keys"));
+	t.n_signer_keys = 1;
+	s1.algorithm = 9;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EPROTONOSUPPORT);
+	CU_ASSERT_EQUAL(res.reason, TRUST_UNKNOWN_ALGORITHM);
+	s1.algorithm = CORRAL__ALGORITHM__ALGORITHM_ED25519;
+	s1.public_key.len = 31;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	s1.public_key.len = 32;
+	roots[1] = &r1; /* the same root key listed twice */
+	t.root_threshold = 1;
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.detail, "twice"));
+	roots[1] = &r2;
+	Corral__PublicKey *many[TRUST_MAX_SIGNATURES + 1];
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = &s1;
+	t.signer_keys = many;
+	t.n_signer_keys = ELEMENTSOF(many);
+	CU_ASSERT_EQUAL(verify_handmade_root(&t, &res), -EINVAL);
+	/* Not a TrustRoot at all, correctly signed. */
+	static const uint8_t junk[] = {0x0a, 0x7f};
+	struct trust_key *k[] = {fx_key(FX_ROOT1)};
+	uint8_t *env = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL_FATAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_TRUST_ROOT,
+	                                          junk, sizeof(junk), k, 1, &env, &len),
+	                      0);
+	Corral__TrustRoot *out = NULL;
+	CU_ASSERT_EQUAL(trust_root_verify_initial(env, len, FX_NOW, &out, &res), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.detail, "not a TrustRoot"));
+	free(env);
+	/* An envelope with an empty payload. */
+	CU_ASSERT_EQUAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_TRUST_ROOT, NULL, 0,
+	                                    k, 1, &env, &len),
+	                0);
+	CU_ASSERT_EQUAL(trust_root_verify_initial(env, len, FX_NOW, &out, &res), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.detail, "empty payload"));
+	free(env);
+	/* Too many keys in a spec. */
+	struct trust_key *mk[TRUST_MAX_SIGNATURES + 1];
+	for (size_t i = 0; i < ELEMENTSOF(mk); i++)
+		mk[i] = fx_key(FX_ROOT1);
+	struct trust_root_spec spec = {.version = 1,
+	                               .issued_at = FX_NOW,
+	                               .expires_at = FX_NOW + 1,
+	                               .root_keys = mk,
+	                               .n_root_keys = ELEMENTSOF(mk),
+	                               .root_threshold = 1,
+	                               .signer_keys = mk,
+	                               .n_signer_keys = 1,
+	                               .signer_threshold = 1};
+	CU_ASSERT_EQUAL(trust_root_sign(&spec, mk, 1, &env, &len), -EINVAL);
+}
+
+static void test_size_caps_on_signing(void)
+{
+	size_t big = TRUST_ENVELOPE_MAX + 1;
+	uint8_t *payload = calloc(1, big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+	struct trust_key *k[] = {fx_key(FX_SIGNER1)};
+	uint8_t *env = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                    payload, big, k, 1, &env, &len),
+	                -EMSGSIZE);
+	/* Exactly the cap as payload: the envelope around it is over the cap. */
+	CU_ASSERT_EQUAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE,
+	                                    payload, TRUST_ENVELOPE_MAX, k, 1, &env, &len),
+	                -EMSGSIZE);
+	CU_ASSERT_EQUAL(trust_envelope_sign(CORRAL__PAYLOAD_TYPE__PAYLOAD_TYPE_POLICY_BUNDLE, NULL,
+	                                    5, k, 1, &env, &len),
+	                -EINVAL);
+	/* A bundle whose source alone is over the cap. */
+	memset(payload, 'a', big - 1);
+	Corral__Policy policy = CORRAL__POLICY__INIT;
+	Corral__Target t = CORRAL__TARGET__INIT, *tp = &t;
+	t.kind_case = CORRAL__TARGET__KIND_GROUP;
+	t.group = (char *)"eng";
+	Corral__PolicyBundle b = CORRAL__POLICY_BUNDLE__INIT;
+	b.version = 1;
+	b.issued_at = FX_NOW;
+	b.expires_at = FX_NOW + 1;
+	b.n_targets = 1;
+	b.targets = &tp;
+	b.policy = &policy;
+	b.source_json = (char *)payload;
+	CU_ASSERT_EQUAL(trust_bundle_sign(&b, k, 1, &env, &len), -EMSGSIZE);
+	CU_ASSERT_EQUAL(trust_bundle_sign(NULL, k, 1, &env, &len), -EINVAL);
+	free(payload);
+	struct trust_bundle_ctx ctx = {.now = FX_NOW};
+	CU_ASSERT_EQUAL(trust_bundle_verify(NULL, env, len, &ctx, NULL, NULL, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(trust_bundle_verify(root1(), env, len, NULL, NULL, NULL, NULL), -EINVAL);
+	CU_ASSERT_PTR_NULL(env);
+}
+
 /* ---- keys ------------------------------------------------------------------------------ */
 
 static void test_key_generate_save_load(void)
@@ -795,6 +1015,48 @@ static void test_key_from_raw(void)
 	trust_key_free(k);
 }
 
+static void test_key_refusals(void)
+{
+	_cleanup_free_ char *dir = harness_mkdtemp("trust-keys");
+	char p[600];
+	struct trust_key *k = NULL;
+	/* A P-256 key is a valid PEM key but not Ed25519. */
+	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ec);
+	BIO *pub = BIO_new(BIO_s_mem()), *priv = BIO_new(BIO_s_mem());
+	CU_ASSERT_EQUAL(PEM_write_bio_PUBKEY(pub, ec), 1);
+	CU_ASSERT_EQUAL(PEM_write_bio_PrivateKey(priv, ec, NULL, NULL, 0, NULL, NULL), 1);
+	char *data = NULL;
+	long n = BIO_get_mem_data(pub, &data);
+	snprintf(p, sizeof(p), "%s/ec.pub", dir);
+	CU_ASSERT_EQUAL(util_write_file_atomic(p, data, (size_t)n, 0644), 0);
+	CU_ASSERT_EQUAL(trust_key_load_public(p, &k), -EPROTONOSUPPORT);
+	n = BIO_get_mem_data(priv, &data);
+	snprintf(p, sizeof(p), "%s/ec.key", dir);
+	CU_ASSERT_EQUAL(util_write_file_atomic(p, data, (size_t)n, 0600), 0);
+	CU_ASSERT_EQUAL(trust_key_load_private(p, &k), -EPROTONOSUPPORT);
+	BIO_free(pub);
+	BIO_free(priv);
+	EVP_PKEY_free(ec);
+	/* Oversized key file: refused by size. */
+	char *big = calloc(1, 20000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'A', 19999);
+	snprintf(p, sizeof(p), "%s/big.pub", dir);
+	CU_ASSERT_EQUAL(util_write_file_atomic(p, big, 19999, 0644), 0);
+	CU_ASSERT_EQUAL(trust_key_load_public(p, &k), -EFBIG);
+	/* A directory path too long for DIR/NAME.key. */
+	memset(big, 'd', 5000);
+	big[0] = '/';
+	big[5000] = '\0';
+	CU_ASSERT_EQUAL(trust_key_save(fx_key(FX_SIGNER1), big, "x"), -ENAMETOOLONG);
+	CU_ASSERT_EQUAL(trust_key_save(NULL, dir, "x"), -EINVAL);
+	CU_ASSERT_EQUAL(trust_key_from_raw(NULL, 32, &k), -EINVAL);
+	CU_ASSERT_PTR_NULL(k);
+	free(big);
+	harness_rm_rf(dir);
+}
+
 static const struct harness_test attack_tests[] = {
         {"valid_bundle_accepted", test_valid_bundle_accepted},
         {"reason_codes_distinct", test_reason_codes_distinct},
@@ -807,6 +1069,7 @@ static const struct harness_test attack_tests[] = {
         {"unknown_key", test_unknown_key},
         {"threshold", test_threshold},
         {"root_key_listed_as_signer_counts", test_root_key_listed_as_signer_counts},
+        {"cosign_two_person", test_cosign_two_person},
         {"expired_freeze", test_expired_freeze},
         {"not_yet_valid", test_not_yet_valid},
         {"wrong_target_mix_and_match", test_wrong_target_mix_and_match},
@@ -824,12 +1087,15 @@ static const struct harness_test root_tests[] = {
         {"rotation_signed_only_by_old_keys", test_rotation_signed_only_by_old_keys},
         {"rotation_skip_and_rollback", test_rotation_skip_and_rollback},
         {"root_malformed_keys", test_root_malformed_keys},
+        {"root_structure_malformed", test_root_structure_malformed},
+        {"size_caps_on_signing", test_size_caps_on_signing},
         {NULL, NULL},
 };
 
 static const struct harness_test key_tests[] = {
         {"key_generate_save_load", test_key_generate_save_load},
         {"key_from_raw", test_key_from_raw},
+        {"key_refusals", test_key_refusals},
         {NULL, NULL},
 };
 

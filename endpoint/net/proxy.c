@@ -374,6 +374,7 @@ static bool conn_allowed(struct egress_proxy *p, const struct conn *c)
 }
 
 static void start_connect(struct conn *c);
+static bool check_clienthello(struct conn *c);
 
 /* The first request head is complete: decide, then resolve. */
 static void first_head(struct conn *c)
@@ -593,6 +594,10 @@ static void upstream_connected(struct conn *c)
 		}
 		c->state = CONN_CLIENTHELLO;
 		c->deadline_ms = util_monotonic_ms() + c->p->timeout_sec * 1000ull;
+		/* a client that sent its ClientHello right behind the CONNECT will not send
+		 * more until it hears back: check what is already here */
+		if (c->c2u_len && !check_clienthello(c))
+			return;
 	} else {
 		c->state = CONN_RELAY;
 		c->head_ready = false;

@@ -255,6 +255,7 @@ struct outcome {
 	int allowed6_status, allowed6_echo;
 	int evil_status, rebind_status, sni_status, sni_echo;
 	int plain_status;
+	int nul_status, dotcase_evil_status, dotcase_allowed_status, literal_status;
 	uint8_t hello_ok[1024], hello_evil[1024];
 	size_t hello_ok_len, hello_evil_len;
 };
@@ -332,7 +333,17 @@ static int session(void *arg)
 	out->rebind_status = tunnel("rebind.test", NULL, 0, NULL);
 	out->sni_status =
 	        tunnel("allowed.test", out->hello_evil, out->hello_evil_len, &out->sni_echo);
+	out->dotcase_evil_status = tunnel("EVIL.Test.", NULL, 0, NULL);
+	out->dotcase_allowed_status = tunnel("ALLOWED.test.", NULL, 0, NULL);
+	out->literal_status = tunnel("192.0.2.2", NULL, 0, NULL);
 	int fd = proxy_dial();
+	if (fd >= 0) {
+		static const char req[] = "CONNECT allowed.test\0.evil.test:443 HTTP/1.1\r\n\r\n";
+		send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+		out->nul_status = status_of(fd);
+		close(fd);
+	}
+	fd = proxy_dial();
 	if (fd >= 0) {
 		static const char req[] =
 		        "GET http://allowed.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n";
@@ -381,6 +392,11 @@ static void test_session_through_proxy(void)
 	CU_ASSERT_EQUAL(out->sni_status, 200);
 	CU_ASSERT_FALSE(out->sni_echo);
 	CU_ASSERT_TRUE(refused_with("allowed.test", "sni-mismatch"));
+	CU_ASSERT_EQUAL(out->nul_status, 400);
+	CU_ASSERT_EQUAL(out->dotcase_evil_status, 403);
+	CU_ASSERT_EQUAL(out->dotcase_allowed_status, 200);
+	CU_ASSERT_EQUAL(out->literal_status, 403);
+	CU_ASSERT_TRUE(refused_with("192.0.2.2", "ip-literal"));
 	CU_ASSERT_EQUAL(out->plain_status, 403);
 	CU_ASSERT_TRUE(refused_with("allowed.test", "host-mismatch"));
 	munmap(out, sizeof(*out));

@@ -8,6 +8,8 @@
  */
 #include "egress.h"
 
+#include <bpf/bpf.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
 		rmdir(cg);
 		return 1;
 	}
+	/* the kernel's own accounting of program run time, for as long as this fd is open */
+	int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	/*
 	 * Alternate blocks outside and inside the filtered cgroup (moving this process between
 	 * them), so that the load of a shared machine drifts into both sides equally.
@@ -176,6 +180,27 @@ int main(int argc, char **argv)
 	}
 	/* back out of the cgroup before removing it */
 	write_text(CG_ROOT "/cgroup.procs", self);
+	static const struct {
+		enum bpf_attach_type type;
+		const char *name;
+	} hooks[] = {{BPF_CGROUP_INET4_CONNECT, "connect4"},
+	             {BPF_CGROUP_INET_EGRESS, "skb egress"}};
+	for (size_t h = 0; stats_fd >= 0 && h < ELEMENTSOF(hooks); h++) {
+		__u32 ids[4], count = 4;
+		if (bpf_prog_query(cgfd, hooks[h].type, 0, NULL, ids, &count) < 0 || count == 0)
+			continue;
+		int pfd = bpf_prog_get_fd_by_id(ids[0]);
+		struct bpf_prog_info info = {0};
+		__u32 ilen = sizeof(info);
+		if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &info, &ilen) == 0 && info.run_cnt)
+			printf("  BPF %s program: %.0f ns per run (kernel stats, %llu runs)\n",
+			       hooks[h].name, (double)info.run_time_ns / (double)info.run_cnt,
+			       (unsigned long long)info.run_cnt);
+		if (pfd >= 0)
+			close(pfd);
+	}
+	if (stats_fd >= 0)
+		close(stats_fd);
 	egress_free(eg);
 	close(cgfd);
 	rmdir(cg);

@@ -690,8 +690,14 @@ static void schedule_renew(struct cd_daemon *d)
 		d->renew_at = NEVER;
 		return;
 	}
-	/* Renew at 2/3 of the lifetime: a third of it is left to ride out server outages. */
+	/* Renew at 2/3 of the lifetime: a third of it is left to ride out server outages. Servers
+	 * backdate notBefore for clock skew, which on short lifetimes puts that point in the past
+	 * for a certificate just received: never before half of what is left since we got it. */
 	int64_t at = d->cert_not_before + (d->cert_not_after - d->cert_not_before) * 2 / 3;
+	int64_t got = 0;
+	if (cd_state_get_i64(d->db, "certificate_received_at", &got) == 0 && got > 0 &&
+	    got < d->cert_not_after && at < got + (d->cert_not_after - got) / 2)
+		at = got + (d->cert_not_after - got) / 2;
 	int64_t now = util_now_sec();
 	d->renew_at = at <= now ? now_mono() : now_mono() + (uint64_t)(at - now) * 1000;
 }
@@ -792,6 +798,8 @@ static void handle_enrolled(struct cd_daemon *d, const Corral__EnrollResponse *e
 	if (r == 0)
 		r = cd_state_set_i64(d->db, "enrolled_at", util_now_sec());
 	if (r == 0)
+		r = cd_state_set_i64(d->db, "certificate_received_at", util_now_sec());
+	if (r == 0)
 		r = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 	if (r < 0) {
 		(void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
@@ -847,15 +855,30 @@ static void handle_renewed(struct cd_daemon *d, const Corral__RenewResponse *rr)
 	const uint8_t *der = rr->certificate_der.data;
 	size_t der_len = rr->certificate_der.len;
 	int r = match ? cd_identity_der_to_pem(&der, &der_len, 1, &pem, &pem_len) : -EBADMSG;
-	/* Key file first: if we crash between the two writes, the old certificate still
-	 * matches... it does not, so write the certificate rows and the key as close as we can
-	 * and re-enroll on mismatch at start (documented in docs/endpoint.md). */
+	/* Crash safety: the new key goes to device.key.new, then the certificate rows commit,
+	 * then the rename. A crash in between is resolved at start (reconcile_renewed_key):
+	 * whichever key matches the stored certificate wins. */
+	char new_path[sizeof(d->key_path) + 8];
+	snprintf(new_path, sizeof(new_path), "%s.new", d->key_path);
 	if (r == 0)
-		r = cd_identity_save_key(pk, d->key_path);
+		r = cd_identity_save_key(pk, new_path);
+	bool tx = r == 0 && sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	if (r == 0 && !tx)
+		r = -EIO;
 	if (r == 0)
 		r = cd_state_set(d->db, "certificate_pem", pem, pem_len);
 	if (r == 0)
 		r = cd_state_set(d->db, "certificate_der", der, der_len);
+	if (r == 0)
+		r = cd_state_set_i64(d->db, "certificate_received_at", util_now_sec());
+	if (r == 0)
+		r = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	if (r < 0 && tx)
+		(void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+	if (r < 0)
+		(void)unlink(new_path); /* nothing committed: the old pair stays valid */
+	else if (rename(new_path, d->key_path) < 0)
+		r = -errno; /* committed: keep device.key.new for reconcile_renewed_key() */
 	EVP_PKEY_free(pk);
 	if (r < 0) {
 		log_err("certificate renewal failed: %s", strerror(-r));
@@ -1465,6 +1488,32 @@ int cd_daemon_run(struct cd_daemon *d)
 	return 0;
 }
 
+/* A renewal interrupted between storing the certificate and renaming device.key.new: keep
+ * the key that matches the stored certificate. */
+static void reconcile_renewed_key(struct cd_daemon *d)
+{
+	char new_path[sizeof(d->key_path) + 8];
+	snprintf(new_path, sizeof(new_path), "%s.new", d->key_path);
+	if (access(new_path, F_OK) != 0)
+		return;
+	_cleanup_free_ char *der = NULL;
+	size_t len = 0;
+	EVP_PKEY *pk = NULL;
+	bool match = false;
+	if (cd_state_get(d->db, "certificate_der", &der, &len) == 0 &&
+	    cd_identity_load_or_create_key(new_path, &pk) == 0) {
+		const unsigned char *p = (const unsigned char *)der;
+		X509 *x = d2i_X509(NULL, &p, (long)len);
+		match = x && X509_check_private_key(x, pk) == 1;
+		X509_free(x);
+	}
+	EVP_PKEY_free(pk);
+	if (match && rename(new_path, d->key_path) == 0)
+		log_info("completed an interrupted certificate renewal");
+	else
+		(void)unlink(new_path);
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[4096];
@@ -1586,6 +1635,7 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	} else if (cd_state_get(d->db, "device_id", &dev, NULL) == 0) {
 		d->device_id = TAKE_PTR(dev);
 		d->enrolled = true;
+		reconcile_renewed_key(d);
 		load_groups_from_db(d);
 		(void)load_certificate_times(d);
 		schedule_renew(d);

@@ -298,7 +298,7 @@ static void handle_parent(struct worker *w)
 	ssize_t n = cd_ipc_recv(w->sock, CD_WORKER_FRAME_MAX, &buf, NULL, 0, NULL);
 	if (n == -EAGAIN || n == -EINTR)
 		return;
-	if (n == 0)
+	if (n == 0 || n == -ECONNRESET)
 		_exit(0); /* the parent went away */
 	if (n < 0)
 		die("malformed frame from the parent");
@@ -316,7 +316,8 @@ static void handle_parent(struct worker *w)
 		replace_blob(&w->ca, &w->ca_len, &m->init->ca_pem);
 		replace_blob(&w->cert, &w->cert_len, &m->init->cert_pem);
 		replace_blob(&w->key, &w->key_len, &m->init->key_pem);
-		explicit_bzero(m->init->key_pem.data, m->init->key_pem.len);
+		if (m->init->key_pem.len)
+			explicit_bzero(m->init->key_pem.data, m->init->key_pem.len);
 		break;
 	case CORRAL__WORKER_MSG__BODY_POLL:
 		snprintf(path, sizeof(path), "/v1/policy?have=%llu&root=%llu&wait=%u",

@@ -56,6 +56,7 @@ struct conn {
 	uint64_t id;
 	enum conn_state state;
 	int cfd, ufd;
+	uint32_t cmask, umask; /* what epoll currently waits for on each */
 	struct endpoint cep, uep;
 	bool is_connect;
 	bool upgraded; /* parser done: the rest of the stream is opaque */
@@ -185,8 +186,12 @@ static int conn_update(struct conn *c)
 		ev.events |= EPOLLIN;
 	if (c->u2c_len)
 		ev.events |= EPOLLOUT;
-	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->cfd, &ev) < 0)
-		return -errno;
+	/* only when the interest changes: two syscalls saved per relayed chunk */
+	if (ev.events != c->cmask) {
+		if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->cfd, &ev) < 0)
+			return -errno;
+		c->cmask = ev.events;
+	}
 	if (c->ufd >= 0) {
 		size_t fwd = c->upgraded || c->state == CONN_RELAY ? c->parsed : 0;
 		ev.events = 0;
@@ -197,8 +202,11 @@ static int conn_update(struct conn *c)
 			ev.events |= EPOLLIN;
 		if (c->state == CONN_RELAY && fwd)
 			ev.events |= EPOLLOUT;
-		if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->ufd, &ev) < 0)
-			return -errno;
+		if (ev.events != c->umask) {
+			if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->ufd, &ev) < 0)
+				return -errno;
+			c->umask = ev.events;
+		}
 	}
 	return 0;
 }
@@ -374,6 +382,7 @@ static bool conn_allowed(struct egress_proxy *p, const struct conn *c)
 }
 
 static void start_connect(struct conn *c);
+static bool check_clienthello(struct conn *c);
 
 /* The first request head is complete: decide, then resolve. */
 static void first_head(struct conn *c)
@@ -564,6 +573,7 @@ static void start_connect(struct conn *c)
 		struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = &c->uep};
 		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->ufd, &ev) < 0)
 			continue;
+		c->umask = EPOLLOUT;
 		c->state = CONN_CONNECTING;
 		if (conn_update(c) < 0)
 			conn_free(c);
@@ -593,6 +603,10 @@ static void upstream_connected(struct conn *c)
 		}
 		c->state = CONN_CLIENTHELLO;
 		c->deadline_ms = util_monotonic_ms() + c->p->timeout_sec * 1000ull;
+		/* a client that sent its ClientHello right behind the CONNECT will not send
+		 * more until it hears back: check what is already here */
+		if (c->c2u_len && !check_clienthello(c))
+			return;
 	} else {
 		c->state = CONN_RELAY;
 		c->head_ready = false;
@@ -809,6 +823,7 @@ static void accept_clients(struct egress_proxy *p)
 			        ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), c->client,
 			        sizeof(c->client));
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->cep};
+		c->cmask = EPOLLIN;
 		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			free(c);

@@ -251,8 +251,13 @@ fail:
 	return r;
 }
 
-int sbx_cgroup_attach_v1(const struct sbx_cgroup *cg, pid_t pid)
+int sbx_cgroup_attach(const struct sbx_cgroup *cg, pid_t pid, bool v2_too)
 {
+	if (v2_too && cg->v2_path[0]) {
+		int r = write_u64(cg->v2_path, "cgroup.procs", (uint64_t)pid);
+		if (r < 0)
+			return r;
+	}
 	for (unsigned i = 0; i < 3; i++) {
 		int r;
 		if (!cg->v1_path[i][0])

@@ -755,6 +755,25 @@ static int recv_fd(int sock)
 	return fd;
 }
 
+/*
+ * Moves a pair of fds above 0..2: a daemon started with stdio closed would otherwise get its
+ * setup pipes there, and the child's stdio dup2() would clobber them.
+ */
+static int above_stdio(int fds[2])
+{
+	for (int i = 0; i < 2; i++) {
+		int n;
+		if (fds[i] < 0 || fds[i] > 2)
+			continue;
+		n = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (n < 0)
+			return -1;
+		close(fds[i]);
+		fds[i] = n;
+	}
+	return 0;
+}
+
 static void reap(pid_t pid, int pidfd)
 {
 	if (pidfd >= 0)
@@ -832,7 +851,8 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 
 	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(sync_pipe, O_CLOEXEC) < 0 ||
 	    (c->seccomp_notify &&
-	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0)) {
+	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
+	    above_stdio(err_pipe) < 0 || above_stdio(sync_pipe) < 0 || above_stdio(sock) < 0) {
 		r = -errno;
 		set_error(&e, "prepare", errno, "pipes");
 		goto out;
@@ -875,8 +895,10 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	if (sock[1] >= 0)
 		close(TAKE_FD(sock[1]));
 
-	/* v1 controllers cannot be entered at clone time: join them before releasing it */
-	if (ch->has_cgroup && (r = sbx_cgroup_attach_v1(&ch->cg, pid)) < 0) {
+	/* v1 controllers cannot be entered at clone time (nor v2 on kernels without
+	 * CLONE_INTO_CGROUP): join them before releasing the child */
+	if (ch->has_cgroup &&
+	    (r = sbx_cgroup_attach(&ch->cg, pid, !(ca.flags & CLONE_INTO_CGROUP))) < 0) {
 		set_error(&e, "cgroup", -r, "joining v1 cgroups");
 		goto out;
 	}

@@ -195,7 +195,7 @@ void sbx_seccomp_apply(const struct sbx_plan *p); /* child */
 /* cgroup.c */
 int sbx_cgroup_create(const struct sbx_compiled *c, const char *parent, const char *name,
                       struct sbx_cgroup *ret, struct sbx_error *err);
-int sbx_cgroup_attach_v1(const struct sbx_cgroup *cg, pid_t pid);
+int sbx_cgroup_attach(const struct sbx_cgroup *cg, pid_t pid, bool v2_too);
 int sbx_cgroup_kill(const struct sbx_cgroup *cg);
 void sbx_cgroup_stats(const struct sbx_cgroup *cg, struct sbx_result *r);
 void sbx_cgroup_destroy(struct sbx_cgroup *cg);

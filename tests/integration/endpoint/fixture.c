@@ -20,6 +20,13 @@
 
 int fx_server_start(struct fx_server *s, const char *dir, unsigned port)
 {
+	return fx_server_start_cfg(s, dir, port,
+	                           "{\"cert_lifetime\": \"1d\", \"report_rate\": 1000, "
+	                           "\"report_burst\": 1000}");
+}
+
+int fx_server_start_cfg(struct fx_server *s, const char *dir, unsigned port, const char *json)
+{
 	char cfg[700], log[700], bin[700], data[700], listen[64];
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	snprintf(cfg, sizeof(cfg), "%s/server.json", dir);
@@ -27,8 +34,6 @@ int fx_server_start(struct fx_server *s, const char *dir, unsigned port)
 	snprintf(data, sizeof(data), "%s/srv", dir);
 	snprintf(bin, sizeof(bin), "%s/bin/corral-server", harness_binary_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
-	const char *json = "{\"cert_lifetime\": \"1d\", \"report_rate\": 1000, \"report_burst\": "
-	                   "1000}";
 	if (util_write_file_atomic(cfg, json, strlen(json), 0644) < 0)
 		return -1;
 	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

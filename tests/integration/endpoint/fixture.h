@@ -32,6 +32,8 @@ struct fx_daemon {
 
 /* Starts corral-server in `dir`/srv on 127.0.0.1:port (0 = pick). Returns 0 or -1. */
 int fx_server_start(struct fx_server *s, const char *dir, unsigned port);
+/* Same with the server's JSON configuration text. */
+int fx_server_start_cfg(struct fx_server *s, const char *dir, unsigned port, const char *json);
 /* SIGTERM (or SIGKILL when hard) and reap. */
 void fx_server_stop(struct fx_server *s, bool hard);
 

@@ -7,7 +7,9 @@
  * 2001:db8::2, allowed by the test-only allowed_private list. Checks: direct connects refused
  * with EPERM, CONNECT allowed.test works over IPv4 and IPv6 origins, evil.test refused, SNI
  * mismatch refused, DNS rebinding to a private address refused, plain HTTP Host mismatch
- * refused, and the session's own DNS to the server namespace refused.
+ * refused, the session's own DNS to the server namespace refused, and DNS through corrald's
+ * filtered resolver (127.0.0.53, the only DNS destination BPF allows) answered for a covered
+ * name and REFUSED (reported) for another.
  */
 #include "egress.h"
 #include "harness.h"
@@ -15,12 +17,14 @@
 #include "proxy.h"
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <resolv.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -177,9 +181,20 @@ static void *proxy_main(void *arg)
 		atomic_store(&proxy_ready, -1);
 		return NULL;
 	}
+	/* corrald's filtered resolver for the session, asking the same upstream */
+	struct egress_dns *dns = NULL;
+	struct egress_dns_config dcfg = {.listen = "127.0.0.53:53", .resolver = "192.0.2.53"};
+	if (egress_dns_new(&dcfg, &prs.rules, on_refusal, NULL, &dns) < 0) {
+		egress_proxy_free(proxy);
+		atomic_store(&proxy_ready, -1);
+		return NULL;
+	}
 	atomic_store(&proxy_ready, 1);
-	while (!atomic_load(&stop))
-		egress_proxy_dispatch(proxy, 50);
+	while (!atomic_load(&stop)) {
+		egress_proxy_dispatch(proxy, 10);
+		egress_dns_dispatch(dns, 0);
+	}
+	egress_dns_free(dns);
 	egress_proxy_free(proxy);
 	return NULL;
 }
@@ -217,7 +232,12 @@ static int suite_init(void)
 	pa->sin_family = AF_INET;
 	pa->sin_port = htons(3128);
 	pa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct sockaddr_in *da = (struct sockaddr_in *)&extra.dns;
+	da->sin_family = AF_INET;
+	da->sin_port = htons(53);
+	inet_pton(AF_INET, "127.0.0.53", &da->sin_addr);
 	Corral__NetworkRules none = CORRAL__NETWORK_RULES__INIT;
+	none.dns = CORRAL__DNS_MODE__DNS_FILTERED;
 	if (egress_open(&eg) < 0 || egress_set_rules(eg, &none, &extra) < 0 ||
 	    egress_attach(eg, lab.profile_cg_fd) < 0)
 		return 1;
@@ -255,6 +275,9 @@ struct outcome {
 	int allowed6_status, allowed6_echo;
 	int evil_status, rebind_status, sni_status, sni_echo;
 	int plain_status;
+	int nul_status, dotcase_evil_status, dotcase_allowed_status, literal_status;
+	int dns_allowed_rcode, dns_evil_rcode;
+	char dns_allowed_addr[64];
 	uint8_t hello_ok[1024], hello_evil[1024];
 	size_t hello_ok_len, hello_evil_len;
 };
@@ -320,8 +343,36 @@ static int tunnel(const char *host, const uint8_t *hello, size_t len, int *ret_e
 	return status;
 }
 
+/* Asks corrald's filtered resolver (127.0.0.53) for an A record; returns the rcode. */
+static int ask(const char *name, char *first, size_t first_len)
+{
+	uint8_t q[512], a[512];
+	int qlen = res_mkquery(ns_o_query, name, ns_c_in, ns_t_a, NULL, 0, NULL, q, sizeof(q));
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)};
+	inet_pton(AF_INET, "127.0.0.53", &to.sin_addr);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (qlen < 0 || sendto(fd, q, (size_t)qlen, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	ssize_t n = recv(fd, a, sizeof(a), 0);
+	close(fd);
+	ns_msg msg;
+	ns_rr rr;
+	if (n < 12 || ns_initparse(a, (int)n, &msg) < 0)
+		return -1;
+	if (first && ns_msg_count(msg, ns_s_an) > 0 && ns_parserr(&msg, ns_s_an, 0, &rr) == 0)
+		inet_ntop(AF_INET, ns_rr_rdata(rr), first, (socklen_t)first_len);
+	return ns_msg_getflag(msg, ns_f_rcode);
+}
+
 static int session(void *arg)
 {
+	out->dns_allowed_rcode =
+	        ask("allowed.test", out->dns_allowed_addr, sizeof(out->dns_allowed_addr));
+	out->dns_evil_rcode = ask("secret.evil.test", NULL, 0);
 	out->direct_v4 = netlab_connect("192.0.2.2", 443, SOCK_STREAM);
 	out->direct_v6 = netlab_connect("2001:db8::2", 443, SOCK_STREAM);
 	out->dns_direct = netlab_sendto(AF_INET, "192.0.2.53", 53);
@@ -332,7 +383,17 @@ static int session(void *arg)
 	out->rebind_status = tunnel("rebind.test", NULL, 0, NULL);
 	out->sni_status =
 	        tunnel("allowed.test", out->hello_evil, out->hello_evil_len, &out->sni_echo);
+	out->dotcase_evil_status = tunnel("EVIL.Test.", NULL, 0, NULL);
+	out->dotcase_allowed_status = tunnel("ALLOWED.test.", NULL, 0, NULL);
+	out->literal_status = tunnel("192.0.2.2", NULL, 0, NULL);
 	int fd = proxy_dial();
+	if (fd >= 0) {
+		static const char req[] = "CONNECT allowed.test\0.evil.test:443 HTTP/1.1\r\n\r\n";
+		send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+		out->nul_status = status_of(fd);
+		close(fd);
+	}
+	fd = proxy_dial();
 	if (fd >= 0) {
 		static const char req[] =
 		        "GET http://allowed.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n";
@@ -381,6 +442,15 @@ static void test_session_through_proxy(void)
 	CU_ASSERT_EQUAL(out->sni_status, 200);
 	CU_ASSERT_FALSE(out->sni_echo);
 	CU_ASSERT_TRUE(refused_with("allowed.test", "sni-mismatch"));
+	CU_ASSERT_EQUAL(out->dns_allowed_rcode, ns_r_noerror);
+	CU_ASSERT_STRING_EQUAL(out->dns_allowed_addr, "192.0.2.2");
+	CU_ASSERT_EQUAL(out->dns_evil_rcode, ns_r_refused);
+	CU_ASSERT_TRUE(refused_with("secret.evil.test", "dns-refused"));
+	CU_ASSERT_EQUAL(out->nul_status, 400);
+	CU_ASSERT_EQUAL(out->dotcase_evil_status, 403);
+	CU_ASSERT_EQUAL(out->dotcase_allowed_status, 200);
+	CU_ASSERT_EQUAL(out->literal_status, 403);
+	CU_ASSERT_TRUE(refused_with("192.0.2.2", "ip-literal"));
 	CU_ASSERT_EQUAL(out->plain_status, 403);
 	CU_ASSERT_TRUE(refused_with("allowed.test", "host-mismatch"));
 	munmap(out, sizeof(*out));

@@ -532,6 +532,95 @@ static void test_landlock_tcp_ports(void)
 	sbx_compiled_free(c);
 }
 
+static void tweak_no_limits(struct sbx_test_profile *t)
+{
+	t->res.memory_max_bytes = 0;
+	t->res.pids_max = 0;
+}
+
+/*
+ * The library used by an unprivileged program (an agent runtime without corrald): sessions
+ * run as the caller itself, Landlock and seccomp still apply (no_new_privs), a cgroup it may
+ * not create is refused when limits need it and reported when they do not, and the session
+ * kill falls back to the process group. Runs in a forked child that drops to nobody; the
+ * child's exit code is the number of the first failed check.
+ */
+static int unprivileged_checks(struct sbx_compiled *limited, struct sbx_compiled *plain)
+{
+	const char *argv[] = {probe, "read", dirs.secret, NULL};
+	const char *sleeper[] = {"/bin/sleep", "100", NULL};
+	struct sbx *s = sbx_new();
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	struct sbx_result res;
+	size_t n;
+	bool lost = false, unpriv = false;
+	int out[2];
+	char buf[64] = "";
+
+	if (setresgid(SBX_TEST_GID, SBX_TEST_GID, SBX_TEST_GID) < 0 ||
+	    setresuid(SBX_TEST_UID, SBX_TEST_UID, SBX_TEST_UID) < 0 || !s || pipe(out) < 0)
+		return 1;
+	sbx_set_profile(s, limited);
+	sbx_set_argv(s, argv);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	sbx_set_stdio(s, -1, out[1], out[1]);
+	/* limits requested, cgroups not creatable, no degrade: refused, not run unlimited */
+	if (sbx_spawn(s, &ch, &err) >= 0 || strcmp(err.step, "cgroup") != 0)
+		return 2;
+	sbx_set_profile(s, plain);
+	/* running as someone else needs privilege */
+	sbx_set_ids(s, 0, 0, NULL, 0);
+	if (sbx_spawn(s, &ch, &err) != -EPERM)
+		return 3;
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	if (sbx_spawn(s, &ch, &err) < 0)
+		return 4;
+	const char *const *l = sbx_enforced_layers(ch, &n);
+	for (size_t i = 0; i < n; i++) {
+		lost = lost || strstr(l[i], "cgroup:none") != NULL;
+		unpriv = unpriv || strcmp(l[i], "creds:unprivileged-caller") == 0;
+	}
+	if (!lost || !unpriv)
+		return 5;
+	if (sbx_child_wait(ch, &res) < 0 || res.exit_code != 1)
+		return 6;
+	sbx_child_free(ch);
+	close(out[1]);
+	if (read(out[0], buf, sizeof(buf) - 1) <= 0 || strncmp(buf, "EACCES", 6) != 0)
+		return 7; /* Landlock held without privilege */
+	sbx_set_argv(s, sleeper);
+	sbx_set_stdio(s, -1, -1, -1);
+	if (sbx_spawn(s, &ch, &err) < 0 || sbx_child_kill(ch) < 0 || sbx_child_wait(ch, &res) < 0 ||
+	    res.signal != SIGKILL)
+		return 8;
+	sbx_child_free(ch);
+	sbx_free(s);
+	return 0;
+}
+
+static void test_unprivileged_caller(void)
+{
+	struct sbx_compiled *limited, *plain;
+	int status = 0;
+	pid_t pid;
+
+	REQUIRE_READY();
+	limited = strict(NULL);
+	plain = strict(tweak_no_limits);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(limited);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(unprivileged_checks(limited, plain));
+	waitpid(pid, &status, 0);
+	printf("\n    unprivileged caller checks: exit %d", WEXITSTATUS(status));
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sbx_compiled_free(limited);
+	sbx_compiled_free(plain);
+}
+
 static const struct harness_test tests[] = {
         {"filesystem", test_filesystem},
         {"carve_out", test_carve_out},
@@ -547,6 +636,7 @@ static const struct harness_test tests[] = {
         {"kill_session", test_kill_session},
         {"environment", test_environment},
         {"landlock_tcp_ports", test_landlock_tcp_ports},
+        {"unprivileged_caller", test_unprivileged_caller},
         {NULL, NULL},
 };
 

@@ -427,6 +427,21 @@ static void test_ip_literal_with_cidr_rule(void)
 	pthread_mutex_unlock(&lock);
 }
 
+static void test_pipelined_hello(void)
+{
+	/* CONNECT and ClientHello in one write, before the 200 */
+	uint8_t buf[4096], back[4096];
+	int n = snprintf((char *)buf, sizeof(buf), "CONNECT allowed.test:%u HTTP/1.1\r\n\r\n",
+	                 origin_port);
+	size_t hl = tls_hello("allowed.test", buf + n, sizeof(buf) - (size_t)n);
+	int fd = dial(proxy_port);
+	CU_ASSERT_EQUAL(send(fd, buf, (size_t)n + hl, 0), (ssize_t)((size_t)n + hl));
+	CU_ASSERT_EQUAL(read_status(fd), 200);
+	CU_ASSERT_EQUAL(read_n(fd, (char *)back, hl), hl);
+	CU_ASSERT_EQUAL(memcmp(back, buf + n, hl), 0);
+	close(fd);
+}
+
 static void test_sni_mismatch(void)
 {
 	struct recorded ev;
@@ -759,6 +774,7 @@ static const struct harness_test tests[] = {
         {"connect_allowed", test_connect_allowed},
         {"connect_refused", test_connect_refused},
         {"ip_literal_with_cidr_rule", test_ip_literal_with_cidr_rule},
+        {"pipelined_hello", test_pipelined_hello},
         {"sni_mismatch", test_sni_mismatch},
         {"plain_http", test_plain_http},
         {"rebinding", test_rebinding},

@@ -433,6 +433,27 @@ static void test_files(void)
 	CU_ASSERT(access("/etc/corral-session-test", F_OK) < 0);
 }
 
+/* WORKDIR the caller may enter but not list (mode 0100): refused before anything runs. */
+static void test_workdir_refused(void)
+{
+	NEED_READY();
+	char dir[700];
+	CU_ASSERT_FATAL((size_t)snprintf(dir, sizeof(dir), "%.600s/xonly", g_work) < sizeof(dir));
+	CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 && chown(dir, g_uid, g_gid) == 0 &&
+	                chmod(dir, 0100) == 0);
+	char saved[700];
+	snprintf(saved, sizeof(saved), "%s", g_work);
+	snprintf(g_work, sizeof(g_work), "%s", dir);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 126);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "cannot start session: workdir:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "may not enter it"));
+	run_out_free(&o);
+	snprintf(g_work, sizeof(g_work), "%s", saved);
+	(void)rmdir(dir);
+}
+
 static void test_io_uring_violation(void)
 {
 	NEED_READY();
@@ -510,9 +531,16 @@ static void test_sigterm_forwarded(void)
 	const char *a[] = {"--", g_probe, "ready-wait", NULL};
 	pid_t pid = spawn_cli(&g_d, a, false, &of, &ef);
 	CU_ASSERT_FATAL(pid > 0);
+	/* the probe's stdout is unbuffered: "ready" and "\n" may come in separate writes */
 	char buf[16] = "";
-	struct pollfd pfd = {.fd = of, .events = POLLIN};
-	CU_ASSERT(poll(&pfd, 1, 10000) == 1 && read(of, buf, 6) == 6);
+	size_t got = 0;
+	while (got < 6) {
+		struct pollfd pfd = {.fd = of, .events = POLLIN};
+		ssize_t n = poll(&pfd, 1, 20000) == 1 ? read(of, buf + got, 6 - got) : -1;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
 	CU_ASSERT_STRING_EQUAL(buf, "ready\n");
 	kill(pid, SIGTERM);
 	struct run_out o = {0};
@@ -726,6 +754,7 @@ static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
         {"files", test_files},
+        {"workdir_refused", test_workdir_refused},
         {"io_uring_violation", test_io_uring_violation},
         {"exit_codes", test_exit_codes},
         {"sigterm_forwarded", test_sigterm_forwarded},

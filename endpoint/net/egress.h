@@ -152,8 +152,8 @@ int egress_open(struct egress **ret);
 /*
  * Attaches the programs to the cgroup directory `cgroup_dir_fd` (the profile's cgroup; session
  * cgroups below it inherit). The fd is not taken over. Set the rules before attaching, or the
- * cgroup is deny-all until they are set. May be called for several cgroups (up to 16); links
- * are released by egress_free (which detaches). -E2BIG past 16, -errno from the kernel.
+ * cgroup is deny-all until they are set. May be called for up to 3 cgroups (5 links each); links
+ * are released by egress_free (which detaches). -E2BIG for a 4th, -errno from the kernel.
  */
 int egress_attach(struct egress *e, int cgroup_dir_fd);
 

@@ -1288,6 +1288,10 @@ static void handle_client(struct cd_daemon *d, struct client *c)
 			r = handle_test_generate(d, c, rq->test_generate);
 			break;
 		case CORRAL__IPC_REQUEST__BODY_RUN: {
+			if (c->session) { /* one session per connection: never lose track of one */
+				r = reply_error(c->fd, EBUSY, "a session already runs here");
+				break;
+			}
 			Corral__PolicyBundle *b = NULL;
 			(void)trust_store_current(d->trust, NULL, NULL, &b, NULL);
 			struct cd_session_env env = {.bundle = b,

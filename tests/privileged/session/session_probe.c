@@ -5,11 +5,12 @@
  * inside the sandbox without a shell or interpreter in between.
  *
  *   session_probe read PATH | write PATH | io_uring | connect PORT | alloc MB | tty |
- *                 proxy HOST:PORT | ready-wait | exit N
+ *                 proxy HOST:PORT | winch | ready-wait | exit N
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,24 @@ int main(int argc, char **argv)
 		resp[got] = '\0';
 		resp[strcspn(resp, "\r\n")] = '\0';
 		puts(resp);
+		return 0;
+	}
+	if (strcmp(cmd, "winch") == 0) {
+		/* prints the size, waits for SIGWINCH, prints the new size, then waits for the
+		 * terminal's interrupt character to kill it */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGWINCH);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		struct winsize ws = {0};
+		(void)ioctl(0, TIOCGWINSZ, &ws);
+		printf("size=%u %u ready\n", ws.ws_row, ws.ws_col);
+		int sig = 0;
+		alarm(20);
+		sigwait(&set, &sig);
+		(void)ioctl(0, TIOCGWINSZ, &ws);
+		printf("now=%u %u\n", ws.ws_row, ws.ws_col);
+		pause();
 		return 0;
 	}
 	if (strcmp(cmd, "ready-wait") == 0) {

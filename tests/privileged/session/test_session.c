@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define TEST_USER "corral-sess-test"
@@ -596,6 +597,68 @@ static void test_pty(void)
 		fprintf(stderr, "pty output: %s\n", out);
 }
 
+/* Reads from the pty master into out until `want` appears (or EOF/timeout). */
+static bool read_until(int master, char *out, size_t cap, size_t *len, const char *want)
+{
+	while (!strstr(out, want)) {
+		struct pollfd pfd = {.fd = master, .events = POLLIN};
+		if (poll(&pfd, 1, 10000) != 1)
+			return false;
+		ssize_t n = read(master, out + *len, cap - 1 - *len);
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		out[*len] = '\0';
+	}
+	return true;
+}
+
+/* Window changes reach the session (CLI SIGWINCH -> RunSignal -> TIOCSWINSZ), and ^C typed
+ * on the raw terminal reaches the session's line discipline as SIGINT (exit 130). */
+static void test_pty_winch_and_interrupt(void)
+{
+	NEED_READY();
+	int master, slave;
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
+	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
+	char rel[700], bin[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
+	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(master);
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
+		    chdir(g_work) < 0)
+			_exit(125);
+		execl(bin, bin, "--socket", g_d.sock, "run", "--", g_probe, "winch", (char *)NULL);
+		_exit(125);
+	}
+	close(slave);
+	char out[8192] = "";
+	size_t len = 0;
+	CU_ASSERT(read_until(master, out, sizeof(out), &len, "size=24 80 ready"));
+	struct winsize big = {.ws_row = 40, .ws_col = 120};
+	CU_ASSERT(ioctl(master, TIOCSWINSZ, &big) == 0); /* SIGWINCH to the CLI */
+	CU_ASSERT(read_until(master, out, sizeof(out), &len, "now=40 120"));
+	CU_ASSERT(write(master, "\003", 1) == 1);
+	(void)read_until(master, out, sizeof(out), &len, "\x01never");
+	int st = 0;
+	waitpid(pid, &st, 0);
+	/* the CLI restored the terminal it had put in raw mode */
+	struct termios t;
+	CU_ASSERT(tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) && (t.c_lflag & ECHO));
+	close(master);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+	if (!strstr(out, "now=40 120") || !WIFEXITED(st) || WEXITSTATUS(st) != 130)
+		fprintf(stderr, "pty output (status %d): %s\n", st, out);
+}
+
 static void test_profile_selection(void)
 {
 	NEED_READY();
@@ -759,6 +822,7 @@ static const struct harness_test tests[] = {
         {"exit_codes", test_exit_codes},
         {"sigterm_forwarded", test_sigterm_forwarded},
         {"pty", test_pty},
+        {"pty_winch_and_interrupt", test_pty_winch_and_interrupt},
         {"profile_selection", test_profile_selection},
         {"network_denied", test_network_denied},
         {"proxy", test_proxy},

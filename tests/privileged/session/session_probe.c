@@ -74,7 +74,13 @@ int main(int argc, char **argv)
 		struct winsize ws = {0};
 		char *name = ttyname(0);
 		(void)ioctl(0, TIOCGWINSZ, &ws);
-		printf("tty=%s size=%u %u\n", name ? name : "none", ws.ws_row, ws.ws_col);
+		/* terminal injection into our own terminal must be refused (seccomp baseline) */
+		char c = 'x';
+		int r = ioctl(0, TIOCSTI, &c) < 0 ? errno : 0;
+		printf("tty=%s size=%u %u tiocsti=%s\n", name ? name : "none", ws.ws_row, ws.ws_col,
+		       r == EPERM ? "EPERM"
+		       : r        ? strerror(r)
+		                  : "ok");
 		return 0;
 	}
 	if (strcmp(cmd, "proxy") == 0 && argc == 3) {

@@ -593,8 +593,18 @@ static void test_pty(void)
 	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "tty=/dev/pts/"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "size=33 111"));
-	if (!strstr(out, "tty=/dev/pts/"))
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "tiocsti=EPERM"));
+	if (!strstr(out, "tty=/dev/pts/") || !strstr(out, "tiocsti=EPERM"))
 		fprintf(stderr, "pty output: %s\n", out);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *e =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	                   CORRAL__VIOLATION_KIND__VIOLATION_KIND_SYSCALL, "ioctl");
+	CU_ASSERT_PTR_NOT_NULL(e);
+	if (e)
+		CU_ASSERT_PTR_NOT_NULL(strstr(e->violation->detail, "0x5412")); /* TIOCSTI */
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
 /* Reads from the pty master into out until `want` appears (or EOF/timeout). */

@@ -20,7 +20,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,10 +134,77 @@ static struct cd_enforce_session *session_by_cgroup(struct cd_enforce *e, uint64
 	return NULL;
 }
 
-/* A proxy connection does not say which session opened it; attribute the refusal to the
- * session when exactly one session of the profile runs, else to the profile only. */
-static struct cd_enforce_session *session_by_net(struct cd_enforce *e, struct profile_net *pn)
+/*
+ * The cgroup of the socket behind a proxy client: a sock_diag lookup of the TCP socket whose
+ * local end is `client` ("127.0.0.1:PORT") and remote end the proxy. The kernel records the
+ * creating task's cgroup in every socket (INET_DIAG_CGROUP_ID), which is the session's cgroup.
+ * Returns the cgroup id or 0 when unknown (IPv6 client, socket already gone).
+ */
+static uint64_t client_cgroup(const char *client, const struct sockaddr_storage *proxy)
 {
+	char host[64];
+	const char *colon = strrchr(client, ':');
+	uint64_t port = 0;
+	if (!colon || proxy->ss_family != AF_INET || (size_t)(colon - client) >= sizeof(host))
+		return 0;
+	memcpy(host, client, (size_t)(colon - client));
+	host[colon - client] = '\0';
+	struct in_addr caddr;
+	if (inet_pton(AF_INET, host, &caddr) != 1 || util_parse_u64(colon + 1, &port) < 0 ||
+	    port == 0 || port > 65535)
+		return 0;
+	const struct sockaddr_in *pa = (const struct sockaddr_in *)proxy;
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req = {
+	        .nlh = {.nlmsg_len = sizeof(req),
+	                .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+	                .nlmsg_flags = NLM_F_REQUEST},
+	        .r = {.sdiag_family = AF_INET,
+	              .sdiag_protocol = IPPROTO_TCP,
+	              .idiag_states = ~0u,
+	              .id = {.idiag_sport = htons((uint16_t)port),
+	                     .idiag_dport = pa->sin_port,
+	                     .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
+	};
+	req.r.id.idiag_src[0] = caddr.s_addr;
+	req.r.id.idiag_dst[0] = pa->sin_addr.s_addr;
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0 || send(fd, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
+		return 0;
+	union {
+		struct nlmsghdr h;
+		char buf[8192];
+	} u;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, 100) != 1) /* the kernel answers at once; never hang the loop */
+		return 0;
+	ssize_t n = recv(fd, u.buf, sizeof(u.buf), MSG_DONTWAIT);
+	if (n < 0 || !NLMSG_OK(&u.h, (size_t)n) || u.h.nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+	    u.h.nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		return 0;
+	struct inet_diag_msg *m = NLMSG_DATA(&u.h);
+	int alen = (int)(u.h.nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+	for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+		if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(uint64_t)) {
+			uint64_t id;
+			memcpy(&id, RTA_DATA(a), sizeof(id));
+			return id;
+		}
+	return 0;
+}
+
+/* A proxy connection names no session: find it by the client socket's cgroup; failing that,
+ * attribute the refusal to the session when exactly one session of the profile runs, else to
+ * the profile only. */
+static struct cd_enforce_session *session_by_net(struct cd_enforce *e, struct profile_net *pn,
+                                                 const char *client)
+{
+	struct cd_enforce_session *by_cg =
+	        session_by_cgroup(e, client_cgroup(client, &pn->extra.proxy));
+	if (by_cg)
+		return by_cg;
 	struct cd_enforce_session *found = NULL;
 	for (struct cd_enforce_session *s = e->sessions; s; s = s->next) {
 		if (!s->profile || s->profile->net != pn)
@@ -230,7 +302,7 @@ static void on_proxy_event(const struct egress_proxy_event *pe, void *userdata)
 	v.target = target;
 	v.detail = detail;
 	v.hostname = (char *)pe->hostname;
-	emit_network(e, session_by_net(e, pn), pn->name, &v);
+	emit_network(e, session_by_net(e, pn, pe->client), pn->name, &v);
 }
 
 static int watch_add(struct cd_enforce *e, int fd, struct watch *w)

@@ -791,12 +791,39 @@ static void test_egress_unavailable(void)
 static void test_proxy(void)
 {
 	NEED_READY();
+	/* a second session of the same profile idles meanwhile: the refusal must still name
+	 * the session that made the request (client socket -> cgroup via sock_diag) */
+	int iof = -1, ief = -1;
+	const char *idle[] = {"--profile", "web", "--", g_probe, "ready-wait", NULL};
+	pid_t idle_pid = spawn_cli(&g_d, idle, false, &iof, &ief);
+	CU_ASSERT_FATAL(idle_pid > 0);
+	char rbuf[8] = "";
+	size_t got = 0;
+	while (got < 6) {
+		struct pollfd pfd = {.fd = iof, .events = POLLIN};
+		ssize_t n = poll(&pfd, 1, 20000) == 1 ? read(iof, rbuf + got, 6 - got) : -1;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
 	struct run_out o = {0};
 	const char *a[] = {"--profile", "web", "--", g_probe, "proxy", "evil.test:443", NULL};
 	int rc = run(&o, a);
+	kill(idle_pid, SIGTERM);
+	struct run_out io = {0};
+	(void)finish_cli(idle_pid, iof, ief, &io);
+	run_out_free(&io);
 	Corral__IpcResponse *resp = events(&g_d);
-	const Corral__Event *st =
-	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	const Corral__Event *st = NULL; /* the start of the session that ran the proxy probe */
+	for (size_t i = 0; resp && resp->body_case == CORRAL__IPC_RESPONSE__BODY_EVENTS &&
+	                   i < resp->events->n_events && !st;
+	     i++) {
+		const Corral__Event *x = resp->events->events[i];
+		if (x->kind == CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START &&
+		    x->session_start->n_argv >= 2 &&
+		    strcmp(x->session_start->argv[1], "proxy") == 0)
+			st = x;
+	}
 	if (rc == 126 && !has_layer(st, "net:bpf")) {
 		run_out_free(&o);
 		if (resp)
@@ -816,6 +843,7 @@ static void test_proxy(void)
 		CU_ASSERT_STRING_EQUAL(e->violation->hostname, "evil.test");
 		CU_ASSERT_STRING_EQUAL(e->profile, "web");
 		CU_ASSERT_PTR_NOT_NULL(strstr(e->violation->detail, "reason=not-allowed"));
+		CU_ASSERT_PTR_NOT_NULL(st);
 		if (st)
 			CU_ASSERT_STRING_EQUAL(e->session_id, st->session_id);
 	}

@@ -632,13 +632,16 @@ static _Noreturn void child_main(const struct sbx_plan *p)
 	ssize_t n;
 
 	/* Wait for the parent: v1 cgroups joined and user-namespace maps written. Until then
-	 * this process must not run anything of the session's. */
-	do
-		n = read(p->sync_fd, &go, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
-		_exit(127); /* parent gave up; it reports the reason */
-	close(p->sync_fd);
+	 * this process must not run anything of the session's. (Without either, e.g. pure v2
+	 * and the process tier, there is nothing to wait for: one scheduling round trip less.) */
+	if (p->sync_fd >= 0) {
+		do
+			n = read(p->sync_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			_exit(127); /* parent gave up; it reports the reason */
+		close(p->sync_fd);
+	}
 
 	/* Mounts come first, while we still hold CAP_SYS_ADMIN in the new user namespace. */
 	if (p->c->namespaces)
@@ -799,7 +802,10 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		}
 	}
 
-	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(sync_pipe, O_CLOEXEC) < 0 ||
+	bool into_cgroup = ch->has_cgroup && ch->cg.v2_fd >= 0 && c->features.clone_into_cgroup;
+	bool need_sync = c->namespaces || (ch->has_cgroup &&
+	                                   (ch->cg.v1_ctrl || (ch->cg.v2_path[0] && !into_cgroup)));
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 || (need_sync && pipe2(sync_pipe, O_CLOEXEC) < 0) ||
 	    (c->seccomp_notify &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
 	    above_stdio(err_pipe) < 0 || above_stdio(sync_pipe) < 0 || above_stdio(sock) < 0) {
@@ -816,7 +822,7 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	        .pidfd = (uint64_t)(uintptr_t)&pidfd,
 	        .exit_signal = SIGCHLD,
 	};
-	if (ch->has_cgroup && ch->cg.v2_fd >= 0 && c->features.clone_into_cgroup) {
+	if (into_cgroup) {
 		/* born inside the session cgroup: no window where it runs outside */
 		ca.flags |= CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)ch->cg.v2_fd;
@@ -833,7 +839,8 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	}
 	if (pid == 0) {
 		close(err_pipe[0]);
-		close(sync_pipe[1]);
+		if (sync_pipe[1] >= 0)
+			close(sync_pipe[1]);
 		if (sock[0] >= 0)
 			close(sock[0]);
 		child_main(&plan);
@@ -841,7 +848,8 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	ch->pid = pid;
 	ch->pidfd = pidfd;
 	close(TAKE_FD(err_pipe[1]));
-	close(TAKE_FD(sync_pipe[0]));
+	if (sync_pipe[0] >= 0)
+		close(TAKE_FD(sync_pipe[0]));
 	if (sock[1] >= 0)
 		close(TAKE_FD(sock[1]));
 
@@ -856,12 +864,14 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		set_error(&e, "userns", -r, "writing id maps");
 		goto out;
 	}
-	if (write(sync_pipe[1], "g", 1) != 1) {
-		r = -errno;
-		set_error(&e, "prepare", errno, "releasing the child");
-		goto out;
+	if (need_sync) {
+		if (write(sync_pipe[1], "g", 1) != 1) {
+			r = -errno;
+			set_error(&e, "prepare", errno, "releasing the child");
+			goto out;
+		}
+		close(TAKE_FD(sync_pipe[1]));
 	}
-	close(TAKE_FD(sync_pipe[1]));
 
 	/* EOF: exec succeeded (CLOEXEC closed the child's end). Data: the step that failed. */
 	struct sbx_child_report rep;

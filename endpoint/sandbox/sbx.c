@@ -62,7 +62,8 @@ struct sbx_child {
 	bool notify_continue;
 	bool reaped;
 	bool has_cgroup;
-	bool cgroup_lost; /* could not be created and the profile allowed running without */
+	bool cgroup_lost;   /* could not be created and the profile allowed running without */
+	bool notify_nested; /* inside another session: no listener, denials return ENOSYS */
 	struct sbx_cgroup cg;
 	const char *layers[SBX_LAYERS_MAX + 4];
 	size_t nlayers;
@@ -701,6 +702,8 @@ static int recv_fd(int sock)
 	if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
 		return -EPROTO;
 	cm = CMSG_FIRSTHDR(&msg);
+	if (data == 'B' && !cm)
+		return -EBUSY; /* nested session: no listener (see sbx_seccomp_apply) */
 	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
 	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -EPROTO;
@@ -748,6 +751,9 @@ static void child_layers(struct sbx_child *ch, const struct sbx_compiled *c,
 		ch->layers[ch->nlayers++] = "creds:unprivileged-caller";
 	if (ch->cgroup_lost)
 		ch->layers[ch->nlayers++] = "cgroup:none (session cgroup could not be created)";
+	if (ch->notify_nested)
+		ch->layers[ch->nlayers++] =
+		        "seccomp:nested (no listener: denials return ENOSYS, unreported)";
 }
 
 int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
@@ -831,6 +837,24 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		ca.flags |=
 		        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
 	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0 && errno == ENOSYS &&
+	    !(ca.flags & ~(uint64_t)(CLONE_PIDFD | CLONE_INTO_CGROUP))) {
+		/* Inside another corral session (whose baseline answers clone3 with ENOSYS) or
+		 * on a pre-5.3 kernel: plain clone, then join the v2 cgroup through cgroup.procs
+		 * before releasing the child, like v1. */
+		ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+		into_cgroup = false;
+		if (!need_sync && ch->has_cgroup) {
+			if (pipe2(sync_pipe, O_CLOEXEC) < 0 || above_stdio(sync_pipe) < 0) {
+				r = -errno;
+				set_error(&e, "prepare", errno, "pipes");
+				goto out;
+			}
+			plan.sync_fd = sync_pipe[0];
+			need_sync = true;
+		}
+		pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+	}
 	if (pid < 0) {
 		r = -errno;
 		set_error(&e, "clone3", errno, "%s",
@@ -893,7 +917,10 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	}
 	if (c->seccomp_notify) {
 		int fd = recv_fd(sock[0]);
-		if (fd < 0) {
+		if (fd == -EBUSY) {
+			ch->notify_nested = true;
+			fd = -1;
+		} else if (fd < 0) {
 			r = fd;
 			set_error(&e, "seccomp", -r, "notify fd not received");
 			goto out;

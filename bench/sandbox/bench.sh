@@ -11,7 +11,8 @@ BUILD=${1:-build}
 RUN=$(realpath "$BUILD/bin/corral-sbx-run")
 WL=$(realpath "$BUILD/bin/sbx_workload")
 OUT=${OUT:-$(mktemp -d /var/tmp/corral-bench-XXXXXX)}
-RUNS=${RUNS:-200}
+mkdir -p "$OUT"
+RUNS=${RUNS:-300}
 for tool in hyperfine bwrap python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh)" >&2; exit 1; }
 done
@@ -28,41 +29,53 @@ SBX="$RUN $PROFILE --"
 AS=""
 [ "$(id -u)" -eq 0 ] && AS="setpriv --reuid 65534 --regid 65534 --clear-groups"
 
-echo "== start-up ($RUNS runs each) =="
-hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/startup.json" \
-	-n bare '/bin/true' \
-	-n corral "$SBX /bin/true" \
-	-n corral-limits "$RUN $PROFILE $LIMITS -- /bin/true" \
-	-n bwrap-unshare-all 'bwrap --ro-bind / / --unshare-all true' \
-	-n bwrap 'bwrap --ro-bind / / true'
+# The machine may be shared: commands are interleaved in ROUNDS short rounds (so load drift
+# hits all of them alike) and the medians are taken over all rounds' runs.
+ROUNDS=${ROUNDS:-6}
+per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+echo "== start-up ($ROUNDS rounds x $per runs each) =="
+for r in $(seq "$ROUNDS"); do
+	hyperfine -N --style basic --warmup 5 --runs "$per" --export-json "$OUT/startup-$r.json" \
+		-n bare '/bin/true' \
+		-n corral "$SBX /bin/true" \
+		-n corral-limits "$RUN $PROFILE $LIMITS -- /bin/true" \
+		-n bwrap-unshare-all 'bwrap --ro-bind / / --unshare-all true' \
+		-n bwrap 'bwrap --ro-bind / / true' >/dev/null
+done
 
-echo "== syscall-heavy workloads: inside vs outside =="
+echo "== syscall-heavy workloads: inside vs outside ($ROUNDS rounds x 2 runs) =="
 # find exits 1 on the few root-only directories under /usr, inside and outside alike: -i
-hyperfine -N -i --warmup 2 --runs 10 --export-json "$OUT/workload.json" \
-	-n getppid-outside "$AS $WL getppid 2000000" \
-	-n getppid-inside "$SBX $WL getppid 2000000" \
-	-n openclose-outside "$AS $WL openclose 300000 /etc/hostname" \
-	-n openclose-inside "$SBX $WL openclose 300000 /etc/hostname" \
-	-n find-outside "$AS /usr/bin/find /usr -name corral-nothing" \
-	-n find-inside "$SBX /usr/bin/find /usr -name corral-nothing"
+for r in $(seq "$ROUNDS"); do
+	hyperfine -N -i --style basic --warmup 1 --runs 2 --export-json "$OUT/workload-$r.json" \
+		-n getppid-outside "$AS $WL getppid 2000000" \
+		-n getppid-inside "$SBX $WL getppid 2000000" \
+		-n openclose-outside "$AS $WL openclose 300000 /etc/hostname" \
+		-n openclose-inside "$SBX $WL openclose 300000 /etc/hostname" \
+		-n find-outside "$AS /usr/bin/find /usr -name corral-nothing" \
+		-n find-inside "$SBX /usr/bin/find /usr -name corral-nothing" >/dev/null
+done
 
-python3 - "$OUT/startup.json" "$OUT/workload.json" <<'PY'
-import json, sys
-def load(p):
-    return {r["command"]: r for r in json.load(open(p))["results"]}
-s = load(sys.argv[1])
-med = {k: v["median"] * 1000 for k, v in s.items()}
-print("\nstart-up medians (ms):")
-for k, v in med.items():
-    print(f"  {k:18s} {v:7.3f}")
-print(f"  corral-limits - bare = {med['corral-limits'] - med['bare']:.3f} ms")
-print(f"  corral / bwrap-unshare-all = {med['corral'] / med['bwrap-unshare-all']:.2f}x "
-      f"(target <= 0.5x), corral / bwrap = {med['corral'] / med['bwrap']:.2f}x, "
-      f"corral - bare = {med['corral'] - med['bare']:.3f} ms (target median <= 1.5 ms)")
-w = load(sys.argv[2])
-print("\nworkload medians (ms), inside / outside:")
+python3 - "$OUT" <<'PY'
+import glob, json, statistics, sys
+def load(pattern):
+    times = {}
+    for p in sorted(glob.glob(pattern)):
+        for r in json.load(open(p))["results"]:
+            times.setdefault(r["command"], []).extend(r["times"])
+    return {k: (statistics.median(v) * 1000, min(v) * 1000, len(v)) for k, v in times.items()}
+s = load(sys.argv[1] + "/startup-*.json")
+print("\nstart-up (ms)        median     min   runs")
+for k, (med, mn, n) in s.items():
+    print(f"  {k:18s} {med:7.3f} {mn:7.3f} {n:6d}")
+m = {k: v[0] for k, v in s.items()}
+print(f"  corral - bare        = {m['corral'] - m['bare']:.3f} ms (target <= 1.5 ms)")
+print(f"  corral-limits - bare = {m['corral-limits'] - m['bare']:.3f} ms")
+print(f"  corral / bwrap-unshare-all = {m['corral'] / m['bwrap-unshare-all']:.2f}x (target <= 0.5x)")
+print(f"  corral / bwrap             = {m['corral'] / m['bwrap']:.2f}x")
+w = load(sys.argv[1] + "/workload-*.json")
+print("\nworkload medians (ms)      outside     inside   inside/outside")
 for name in ("getppid", "openclose", "find"):
-    o, i = w[f"{name}-outside"]["median"] * 1000, w[f"{name}-inside"]["median"] * 1000
-    print(f"  {name:10s} outside {o:9.2f}  inside {i:9.2f}  ratio {i / o:.2f}x")
+    o, i = w[f"{name}-outside"][0], w[f"{name}-inside"][0]
+    print(f"  {name:22s} {o:9.2f}  {i:9.2f}   {i / o:.2f}x")
 PY
 echo "raw results: $OUT"

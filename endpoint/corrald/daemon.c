@@ -1208,19 +1208,48 @@ static int handle_test_generate(struct cd_daemon *d, struct client *c,
 		return reply_error(c->fd, EPERM, "permission denied: root required");
 	if (rq->count == 0 || rq->count > 100000)
 		return reply_error(c->fd, EINVAL, "count must be 1-100000");
+	Corral__EventKind kind = rq->kind ? rq->kind : CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+	if (kind != CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION &&
+	    kind != CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT &&
+	    kind != CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START &&
+	    kind != CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT)
+		return reply_error(c->fd, EINVAL, "kind must be a violation, heartbeat or session");
 	Corral__TestGenerateResponse tr = CORRAL__TEST_GENERATE_RESPONSE__INIT;
 	for (uint32_t i = 0; i < rq->count; i++) {
 		Corral__Violation v = CORRAL__VIOLATION__INIT;
+		Corral__Heartbeat hb = CORRAL__HEARTBEAT__INIT;
+		Corral__SessionStart ss = CORRAL__SESSION_START__INIT;
+		Corral__SessionExit se = CORRAL__SESSION_EXIT__INIT;
 		char target[64];
 		snprintf(target, sizeof(target), "/synthetic/%u", i);
 		v.kind = CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM;
 		v.target = target;
 		v.detail = (char *)"test_generate";
+		hb.agent_version = (char *)CORRAL_VERSION;
 		Corral__Event ev = CORRAL__EVENT__INIT;
-		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
-		ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
-		ev.violation = &v;
-		if (emit(d, &ev) < 0)
+		ev.kind = kind;
+		ev.session_id = (char *)"synthetic";
+		switch (kind) {
+		case CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT:
+			ev.detail_case = CORRAL__EVENT__DETAIL_HEARTBEAT;
+			ev.heartbeat = &hb;
+			break;
+		case CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START:
+			ev.detail_case = CORRAL__EVENT__DETAIL_SESSION_START;
+			ev.session_start = &ss;
+			break;
+		case CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT:
+			ev.detail_case = CORRAL__EVENT__DETAIL_SESSION_EXIT;
+			ev.session_exit = &se;
+			break;
+		default:
+			ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+			ev.violation = &v;
+		}
+		int er = emit(d, &ev);
+		if (er == -ENOSPC)
+			continue; /* dropped by the bounded outbox: counted and reported */
+		if (er < 0)
 			break;
 		if (!tr.first_seq)
 			tr.first_seq = ev.seq;

@@ -352,6 +352,32 @@ void cd_outbox_batch_free(Corral__ReportBatch *batch)
 	free(batch);
 }
 
+/* Upper bound of a serialized placeholder plus its framing in the batch. */
+#define PLACEHOLDER_BYTES 32u
+
+/* A DROPPED event with zero counts standing in for an evicted sequence number. Built by
+ * packing and unpacking so that cd_outbox_batch_free frees it like any unpacked event. */
+static int placeholder(uint64_t seq, int64_t time_ms, Corral__Event **ret)
+{
+	Corral__Dropped d = CORRAL__DROPPED__INIT;
+	Corral__Event ev = CORRAL__EVENT__INIT;
+	ev.seq = seq;
+	ev.time_ms = time_ms;
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_DROPPED;
+	ev.detail_case = CORRAL__EVENT__DETAIL_DROPPED;
+	ev.dropped = &d;
+	uint8_t buf[PLACEHOLDER_BYTES];
+	size_t len = corral__event__get_packed_size(&ev);
+	if (len > sizeof(buf))
+		return -EMSGSIZE;
+	corral__event__pack(&ev, buf);
+	Corral__Event *out = corral__event__unpack(NULL, len, buf);
+	if (!out)
+		return -ENOMEM;
+	*ret = out;
+	return 0;
+}
+
 int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,
                     Corral__ReportBatch **ret_batch)
 {
@@ -378,6 +404,7 @@ int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)ob->st.acked_seq);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max_events);
 	size_t bytes = 0;
+	uint64_t expect = ob->st.acked_seq + 1;
 	for (;;) {
 		int s = sqlite3_step(st);
 		if (s == SQLITE_DONE)
@@ -396,8 +423,27 @@ int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,
 			r = -EBADMSG;
 			goto out;
 		}
+		/* Sequence numbers evicted by the drop order travel as placeholders, so the server
+		 * stores 1..N without a hole and its contiguous acknowledgement moves on. */
+		while (expect < ev->seq && b->n_events < max_events &&
+		       bytes + PLACEHOLDER_BYTES <= max_bytes) {
+			r = placeholder(expect, ev->time_ms, &b->events[b->n_events]);
+			if (r < 0) {
+				corral__event__free_unpacked(ev, NULL);
+				goto out;
+			}
+			b->n_events++;
+			bytes += PLACEHOLDER_BYTES;
+			expect++;
+		}
+		if (expect < ev->seq || b->n_events >= max_events ||
+		    (b->n_events > 0 && bytes + len + 8 > max_bytes)) {
+			corral__event__free_unpacked(ev, NULL); /* next batch */
+			break;
+		}
 		b->events[b->n_events++] = ev;
 		bytes += len + 8;
+		expect = ev->seq + 1;
 	}
 out:
 	sqlite3_finalize(st);

@@ -9,7 +9,10 @@
  * violation or a policy/health event) the oldest violations. Policy, trust, health and
  * `dropped` events are never evicted; when only those remain, a new event is itself dropped.
  * Evictions are counted and reported by one EVENT_KIND_DROPPED event as soon as there is room for
- * it. Evicted sequence numbers are gaps the server learns about through ReportBatch.after_seq.
+ * it. Evicted sequence numbers are uploaded as
+ * placeholder DROPPED events with zero counts, so the server holds 1..N without holes and its
+ * contiguous acknowledgement advances (ReportBatch.after_seq says the same to servers that
+ * read it).
  */
 #pragma once
 
@@ -66,7 +69,8 @@ int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
 
 /*
  * Builds the next ReportBatch: the oldest unacknowledged events in sequence order, at most
- * `max_events` and about `max_bytes` (at least one event). Sets after_seq. *ret_batch is owned
+ * `max_events` and about `max_bytes` (at least one event), evicted sequence numbers filled
+ * with placeholders. Sets after_seq. *ret_batch is owned
  * by the caller (cd_outbox_batch_free); n_events is 0 when there is nothing to send.
  */
 int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,

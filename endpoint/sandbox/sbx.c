@@ -62,7 +62,8 @@ struct sbx_child {
 	bool notify_continue;
 	bool reaped;
 	bool has_cgroup;
-	bool cgroup_lost; /* could not be created and the profile allowed running without */
+	bool cgroup_lost;   /* could not be created and the profile allowed running without */
+	bool notify_nested; /* inside another session: no listener, denials return ENOSYS */
 	struct sbx_cgroup cg;
 	const char *layers[SBX_LAYERS_MAX + 4];
 	size_t nlayers;
@@ -672,13 +673,16 @@ static _Noreturn void child_main(const struct sbx_plan *p)
 	ssize_t n;
 
 	/* Wait for the parent: v1 cgroups joined and user-namespace maps written. Until then
-	 * this process must not run anything of the session's. */
-	do
-		n = read(p->sync_fd, &go, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
-		_exit(127); /* parent gave up; it reports the reason */
-	close(p->sync_fd);
+	 * this process must not run anything of the session's. (Without either, e.g. pure v2
+	 * and the process tier, there is nothing to wait for: one scheduling round trip less.) */
+	if (p->sync_fd >= 0) {
+		do
+			n = read(p->sync_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			_exit(127); /* parent gave up; it reports the reason */
+		close(p->sync_fd);
+	}
 
 	/* The caller may be a daemon that blocks signals for its signalfd and ignores SIGPIPE:
 	 * both survive execve, so the session would ignore SIGTERM from its user and loop on
@@ -748,6 +752,8 @@ static int recv_fd(int sock)
 	if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
 		return -EPROTO;
 	cm = CMSG_FIRSTHDR(&msg);
+	if (data == 'B' && !cm)
+		return -EBUSY; /* nested session: no listener (see sbx_seccomp_apply) */
 	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
 	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -EPROTO;
@@ -795,6 +801,9 @@ static void child_layers(struct sbx_child *ch, const struct sbx_compiled *c,
 		ch->layers[ch->nlayers++] = "creds:unprivileged-caller";
 	if (ch->cgroup_lost)
 		ch->layers[ch->nlayers++] = "cgroup:none (session cgroup could not be created)";
+	if (ch->notify_nested)
+		ch->layers[ch->nlayers++] =
+		        "seccomp:nested (no listener: denials return ENOSYS, unreported)";
 }
 
 int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
@@ -849,7 +858,10 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		}
 	}
 
-	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(sync_pipe, O_CLOEXEC) < 0 ||
+	bool into_cgroup = ch->has_cgroup && ch->cg.v2_fd >= 0 && c->features.clone_into_cgroup;
+	bool need_sync = c->namespaces || (ch->has_cgroup &&
+	                                   (ch->cg.v1_ctrl || (ch->cg.v2_path[0] && !into_cgroup)));
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 || (need_sync && pipe2(sync_pipe, O_CLOEXEC) < 0) ||
 	    (c->seccomp_notify &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
 	    above_stdio(err_pipe) < 0 || above_stdio(sync_pipe) < 0 || above_stdio(sock) < 0) {
@@ -866,7 +878,7 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	        .pidfd = (uint64_t)(uintptr_t)&pidfd,
 	        .exit_signal = SIGCHLD,
 	};
-	if (ch->has_cgroup && ch->cg.v2_fd >= 0 && c->features.clone_into_cgroup) {
+	if (into_cgroup) {
 		/* born inside the session cgroup: no window where it runs outside */
 		ca.flags |= CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)ch->cg.v2_fd;
@@ -875,6 +887,24 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		ca.flags |=
 		        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
 	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0 && errno == ENOSYS &&
+	    !(ca.flags & ~(uint64_t)(CLONE_PIDFD | CLONE_INTO_CGROUP))) {
+		/* Inside another corral session (whose baseline answers clone3 with ENOSYS) or
+		 * on a pre-5.3 kernel: plain clone, then join the v2 cgroup through cgroup.procs
+		 * before releasing the child, like v1. */
+		ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+		into_cgroup = false;
+		if (!need_sync && ch->has_cgroup) {
+			if (pipe2(sync_pipe, O_CLOEXEC) < 0 || above_stdio(sync_pipe) < 0) {
+				r = -errno;
+				set_error(&e, "prepare", errno, "pipes");
+				goto out;
+			}
+			plan.sync_fd = sync_pipe[0];
+			need_sync = true;
+		}
+		pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+	}
 	if (pid < 0) {
 		r = -errno;
 		set_error(&e, "clone3", errno, "%s",
@@ -883,7 +913,8 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	}
 	if (pid == 0) {
 		close(err_pipe[0]);
-		close(sync_pipe[1]);
+		if (sync_pipe[1] >= 0)
+			close(sync_pipe[1]);
 		if (sock[0] >= 0)
 			close(sock[0]);
 		child_main(&plan);
@@ -891,7 +922,8 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	ch->pid = pid;
 	ch->pidfd = pidfd;
 	close(TAKE_FD(err_pipe[1]));
-	close(TAKE_FD(sync_pipe[0]));
+	if (sync_pipe[0] >= 0)
+		close(TAKE_FD(sync_pipe[0]));
 	if (sock[1] >= 0)
 		close(TAKE_FD(sock[1]));
 
@@ -906,12 +938,14 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 		set_error(&e, "userns", -r, "writing id maps");
 		goto out;
 	}
-	if (write(sync_pipe[1], "g", 1) != 1) {
-		r = -errno;
-		set_error(&e, "prepare", errno, "releasing the child");
-		goto out;
+	if (need_sync) {
+		if (write(sync_pipe[1], "g", 1) != 1) {
+			r = -errno;
+			set_error(&e, "prepare", errno, "releasing the child");
+			goto out;
+		}
+		close(TAKE_FD(sync_pipe[1]));
 	}
-	close(TAKE_FD(sync_pipe[1]));
 
 	/* EOF: exec succeeded (CLOEXEC closed the child's end). Data: the step that failed. */
 	struct sbx_child_report rep;
@@ -933,7 +967,10 @@ int sbx_spawn(struct sbx *s, struct sbx_child **ret, struct sbx_error *err)
 	}
 	if (c->seccomp_notify) {
 		int fd = recv_fd(sock[0]);
-		if (fd < 0) {
+		if (fd == -EBUSY) {
+			ch->notify_nested = true;
+			fd = -1;
+		} else if (fd < 0) {
 			r = fd;
 			set_error(&e, "seccomp", -r, "notify fd not received");
 			goto out;

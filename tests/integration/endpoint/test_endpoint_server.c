@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@
 
 static char *g_dir;
 static struct fx_server g_srv;
-static struct fx_daemon g_a, g_b;
+static struct fx_daemon g_a, g_b, g_c;
 static struct trust_key *g_root1, *g_root2, *g_signer, *g_rogue_root, *g_rogue_signer;
 static char g_root_path[700], g_rogue_root_path[700], g_url[128], g_ca[700];
 static bool g_ready;
@@ -65,6 +66,8 @@ static int suite_cleanup(void)
 		fx_daemon_stop(&g_a, SIGTERM);
 	if (g_b.pid > 0)
 		fx_daemon_stop(&g_b, SIGTERM);
+	if (g_c.pid > 0)
+		fx_daemon_stop(&g_c, SIGTERM);
 	fx_server_stop(&g_srv, false);
 	trust_key_free(g_root1);
 	trust_key_free(g_root2);
@@ -78,7 +81,16 @@ static int suite_cleanup(void)
 	return 0;
 }
 
+static int start_device_args(struct fx_daemon *d, const char *name, const char *root_path,
+                             const char *extra1, const char *extra2);
+
 static int start_device(struct fx_daemon *d, const char *name, const char *root_path)
+{
+	return start_device_args(d, name, root_path, NULL, NULL);
+}
+
+static int start_device_args(struct fx_daemon *d, const char *name, const char *root_path,
+                             const char *extra1, const char *extra2)
 {
 	char dir[700], tok[800];
 	snprintf(dir, sizeof(dir), "%s/%s", g_dir, name);
@@ -104,6 +116,8 @@ static int start_device(struct fx_daemon *d, const char *name, const char *root_
 	                      "--test-hooks",
 	                      "--log-level",
 	                      "debug",
+	                      extra1,
+	                      extra2,
 	                      NULL};
 	return fx_daemon_start(d, dir, args);
 }
@@ -302,6 +316,134 @@ static void test_server_down_stale_recover(void)
 	CU_ASSERT_EQUAL(fx_daemon_stop(&g_a, SIGTERM), 0);
 }
 
+/* Generates `count` synthetic events; returns the first sequence number written (0 when all
+ * were dropped) or -1. */
+static long long generate(struct fx_daemon *d, Corral__EventKind kind, uint32_t count)
+{
+	Corral__TestGenerateRequest tg = CORRAL__TEST_GENERATE_REQUEST__INIT;
+	tg.count = count;
+	tg.kind = kind;
+	Corral__IpcRequest rq = CORRAL__IPC_REQUEST__INIT;
+	rq.body_case = CORRAL__IPC_REQUEST__BODY_TEST_GENERATE;
+	rq.test_generate = &tg;
+	Corral__IpcResponse *resp = fx_ipc(d, &rq);
+	long long r = -1;
+	if (resp && resp->body_case == CORRAL__IPC_RESPONSE__BODY_TEST_GENERATED)
+		r = (long long)resp->test_generated->first_seq;
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	return r;
+}
+
+struct server_view {
+	long long n, min_seq, max_seq;
+	long long violations, heartbeats, sessions, placeholders, reports;
+	Corral__Dropped summary;
+};
+
+/* Reads this device's events with seq >= from straight from the server's database. */
+static int server_events(const char *device_id, long long from, struct server_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	char path[800];
+	snprintf(path, sizeof(path), "%s/srv/server.db", g_dir);
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	int r = -1;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT seq, event FROM events WHERE seq >= ? AND device = "
+	                       "(SELECT id FROM devices WHERE device_id = ?) ORDER BY seq",
+	                       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, from);
+		sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+		r = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			long long seq = sqlite3_column_int64(st, 0);
+			Corral__Event *e =
+			        corral__event__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
+			                              sqlite3_column_blob(st, 1));
+			if (!e) {
+				r = -1;
+				break;
+			}
+			if (!v->n)
+				v->min_seq = seq;
+			v->max_seq = seq;
+			v->n++;
+			if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION)
+				v->violations++;
+			else if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT)
+				v->heartbeats++;
+			else if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START)
+				v->sessions++;
+			else if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_DROPPED && e->dropped) {
+				const Corral__Dropped *d = e->dropped;
+				if (d->heartbeats || d->sessions || d->violations || d->other) {
+					v->reports++;
+					v->summary.heartbeats += d->heartbeats;
+					v->summary.sessions += d->sessions;
+					v->summary.violations += d->violations;
+					v->summary.other += d->other;
+				} else {
+					v->placeholders++;
+				}
+			}
+			corral__event__free_unpacked(e, NULL);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close_v2(db);
+	return r;
+}
+
+static void test_outbox_full_drop_order(void)
+{
+	if (!g_ready || g_srv.pid <= 0)
+		HARNESS_SKIP("corral-server is not running");
+	CU_ASSERT_FATAL(start_device_args(&g_c, "c", g_root_path, "--outbox-max-events", "20") ==
+	                0);
+	CU_ASSERT_FATAL(fx_wait_status_true(&g_c, "enrolled", 10000) >= 0);
+	CU_ASSERT_FATAL(fx_wait_status_int(&g_c, "outbox_depth", 0, 10000) >= 0);
+	json_t *st = fx_status(&g_c);
+	char device_id[128];
+	snprintf(device_id, sizeof(device_id), "%s",
+	         json_string_value(json_object_get(st, "device_id")));
+	json_decref(st);
+	/* Server away: 8 heartbeats, 6 session starts, then 12 violations into 20 slots. */
+	unsigned port = g_srv.port;
+	fx_server_stop(&g_srv, true);
+	long long first = generate(&g_c, CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT, 8);
+	CU_ASSERT_FATAL(first > 0);
+	CU_ASSERT_FATAL(generate(&g_c, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 6) > 0);
+	CU_ASSERT_FATAL(generate(&g_c, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION, 12) > 0);
+	st = fx_status(&g_c);
+	CU_ASSERT(json_integer_value(json_object_get(st, "outbox_depth")) <= 20);
+	json_decref(st);
+	CU_ASSERT_FATAL(fx_server_start(&g_srv, g_dir, port) == 0);
+	CU_ASSERT(fx_wait_status_int(&g_c, "outbox_depth", 0, 15000) >= 0);
+	CU_ASSERT_EQUAL(fx_daemon_stop(&g_c, SIGTERM), 0);
+
+	struct server_view v;
+	CU_ASSERT_FATAL(server_events(device_id, first, &v) == 0);
+	printf("\n  server: %lld violations, %lld heartbeats, %lld session starts, %lld "
+	       "placeholders; dropped report: %llu heartbeats, %llu sessions, %llu violations\n",
+	       v.violations, v.heartbeats, v.sessions, v.placeholders,
+	       (unsigned long long)v.summary.heartbeats, (unsigned long long)v.summary.sessions,
+	       (unsigned long long)v.summary.violations);
+	CU_ASSERT_EQUAL(v.n, v.max_seq - v.min_seq + 1); /* no hole */
+	CU_ASSERT_EQUAL(v.violations, 12);               /* violations kept */
+	CU_ASSERT_EQUAL(v.reports, 1);                   /* one dropped report... */
+	CU_ASSERT(v.summary.heartbeats >= 1);            /* ...heartbeats went first */
+	CU_ASSERT_EQUAL(v.summary.violations, 0);
+	if (v.summary.sessions > 0) /* sessions only once no heartbeat was left */
+		CU_ASSERT_EQUAL(v.heartbeats, 0);
+	CU_ASSERT_EQUAL(v.heartbeats + (long long)v.summary.heartbeats, 8);
+	CU_ASSERT_EQUAL(v.sessions + (long long)v.summary.sessions, 6);
+	CU_ASSERT_EQUAL(v.placeholders, (long long)(v.summary.heartbeats + v.summary.sessions));
+}
+
 static const struct harness_test tests[] = {
         {"enroll", test_enroll},
         {"longpoll_within_1s", test_longpoll_within_1s},
@@ -309,6 +451,7 @@ static const struct harness_test tests[] = {
         {"rejected_bundle_reported", test_rejected_bundle_reported},
         {"worker_restarted", test_worker_restarted},
         {"server_down_stale_recover", test_server_down_stale_recover},
+        {"outbox_full_drop_order", test_outbox_full_drop_order},
         {NULL, NULL},
 };
 

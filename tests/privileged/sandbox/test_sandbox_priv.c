@@ -621,6 +621,34 @@ static void test_unprivileged_caller(void)
 	sbx_compiled_free(plain);
 }
 
+/*
+ * A session started from inside a session (an agent running corral-sbx-run): clone3 is ENOSYS
+ * there, so the engine falls back to clone + cgroup.procs; the kernel allows one seccomp
+ * listener per filter chain, so the inner filter runs without one and says so in its layers.
+ */
+static void test_nested_session(void)
+{
+	struct sbx_compiled *c;
+	struct sbx_test_outcome o;
+	char from[512], runner[512];
+
+	REQUIRE_READY();
+	snprintf(from, sizeof(from), "%s/bin/corral-sbx-run", harness_binary_dir());
+	snprintf(runner, sizeof(runner), "%s/corral-sbx-run", dirs.bin);
+	if (sbx_test_copy(from, runner, 0755) < 0)
+		HARNESS_SKIP("corral-sbx-run not built");
+	c = strict(tweak_no_limits);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	const char *argv[] = {runner,     "--read", "/",   "--exec",  "/",
+	                      "--layers", "--",     probe, "unshare", NULL};
+	CU_ASSERT_EQUAL_FATAL(sbx_test_run(c, argv, &dirs, &o), 0);
+	printf("\n    nested output:\n%s", o.output);
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "layer seccomp:nested"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "errno 38")); /* ENOSYS: still denied */
+	CU_ASSERT_EQUAL(o.res.exit_code, 1);
+	sbx_compiled_free(c);
+}
+
 static const struct harness_test tests[] = {
         {"filesystem", test_filesystem},
         {"carve_out", test_carve_out},
@@ -637,6 +665,7 @@ static const struct harness_test tests[] = {
         {"environment", test_environment},
         {"landlock_tcp_ports", test_landlock_tcp_ports},
         {"unprivileged_caller", test_unprivileged_caller},
+        {"nested_session", test_nested_session},
         {NULL, NULL},
 };
 

@@ -148,12 +148,22 @@ static void test_batches(void)
 	sqlite3_close_v2(db);
 }
 
+static unsigned placeholders;
+
 static void count_kinds(Corral__ReportBatch *b, unsigned *hb, unsigned *sess, unsigned *viol,
                         unsigned *keep, Corral__Dropped **dropped)
 {
 	*hb = *sess = *viol = *keep = 0;
 	*dropped = NULL;
+	placeholders = 0;
 	for (size_t i = 0; i < b->n_events; i++) {
+		const Corral__Event *e = b->events[i];
+		if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_DROPPED && e->dropped &&
+		    !e->dropped->heartbeats && !e->dropped->sessions && !e->dropped->violations &&
+		    !e->dropped->other) {
+			placeholders++;
+			continue;
+		}
 		switch (cd_outbox_class_of(b->events[i]->kind)) {
 		case CD_OUTBOX_CLASS_HEARTBEAT:
 			(*hb)++;
@@ -231,8 +241,11 @@ static void test_drop_order(void)
 	CU_ASSERT_EQUAL(viol, 8);
 	CU_ASSERT_EQUAL(keep, 2);
 	CU_ASSERT_PTR_NULL(d);
-	for (size_t i = 1; i < b->n_events; i++)
-		CU_ASSERT(b->events[i]->seq > b->events[i - 1]->seq);
+	/* Every evicted sequence number is a placeholder: the batch is 1..last without holes. */
+	/* 5 heartbeats (the 6th was dropped before it got a number), 4 sessions, 3 violations */
+	CU_ASSERT_EQUAL(placeholders, 5 + 4 + 3);
+	for (size_t i = 0; i < b->n_events; i++)
+		CU_ASSERT_EQUAL(b->events[i]->seq, i + 1);
 	uint64_t last = b->events[b->n_events - 1]->seq;
 	cd_outbox_batch_free(b);
 
@@ -251,6 +264,43 @@ static void test_drop_order(void)
 	CU_ASSERT_EQUAL(d->other, 0);
 	CU_ASSERT_EQUAL(b->events[0]->seq, last + 1);
 	CU_ASSERT_EQUAL(b->after_seq, last);
+	cd_outbox_batch_free(b);
+	cd_outbox_free(ob);
+	sqlite3_close_v2(db);
+}
+
+static void test_placeholder_batching(void)
+{
+	fresh();
+	sqlite3 *db = open_db();
+	struct cd_outbox *ob = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_open(db, 1 << 20, 3, &ob), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION, NULL), 0);
+	/* A tight cap cuts inside the run of placeholders and resumes after it. */
+	Corral__ReportBatch *b = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_batch(ob, 2, CD_OUTBOX_BATCH_BYTES, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(b->n_events, 2);
+	CU_ASSERT_EQUAL(b->events[0]->seq, 1);
+	CU_ASSERT_EQUAL(b->events[1]->seq, 2);
+	CU_ASSERT_EQUAL(b->events[1]->kind, CORRAL__EVENT_KIND__EVENT_KIND_DROPPED);
+	cd_outbox_batch_free(b);
+	CU_ASSERT_EQUAL(cd_outbox_ack(ob, 2), 0); /* placeholders delete no rows */
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_batch(ob, 2, CD_OUTBOX_BATCH_BYTES, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(b->n_events, 2);
+	CU_ASSERT_EQUAL(b->events[0]->seq, 3);
+	CU_ASSERT_EQUAL(b->events[1]->seq, 4);
+	CU_ASSERT_EQUAL(b->events[1]->kind, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION);
+	cd_outbox_batch_free(b);
+	/* Room again: the dropped report follows with the counts. */
+	CU_ASSERT_EQUAL(cd_outbox_ack(ob, 4), 1);
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_batch(ob, 10, CD_OUTBOX_BATCH_BYTES, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(b->n_events, 3);
+	CU_ASSERT_EQUAL(b->events[2]->seq, 7);
+	CU_ASSERT_EQUAL(b->events[2]->kind, CORRAL__EVENT_KIND__EVENT_KIND_DROPPED);
+	CU_ASSERT_EQUAL(b->events[2]->dropped->heartbeats, 3);
 	cd_outbox_batch_free(b);
 	cd_outbox_free(ob);
 	sqlite3_close_v2(db);
@@ -349,6 +399,7 @@ static const struct harness_test outbox_tests[] = {
         {"seq_and_reopen", test_seq_and_reopen},
         {"batches", test_batches},
         {"drop_order", test_drop_order},
+        {"placeholder_batching", test_placeholder_batching},
         {"full_of_keep_class", test_full_of_keep_class},
         {"byte_bound_and_oversize", test_byte_bound_and_oversize},
         {"io_errors", test_io_errors},

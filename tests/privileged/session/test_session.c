@@ -83,7 +83,7 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 
 static const char policy_fmt[] =
         "{\"name\": \"session-test\", \"default_profile\": \"strict\","
-        " \"user_selectable\": [\"strict\", \"small\", \"ports\", \"web\"],"
+        " \"user_selectable\": [\"strict\", \"small\", \"ports\", \"web\", \"audit\"],"
         " \"profiles\": {"
         "  \"strict\": {\"mode\": \"enforce\","
         "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"/bin\", \"/etc\","
@@ -115,16 +115,21 @@ static const char policy_fmt[] =
         "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\","
         "    \"hosts\": [\"allowed.test:443\"]},"
         "   \"process\": {\"isolation\": \"process\"}},"
+        "  \"audit\": {\"mode\": \"audit\","
+        "   \"filesystem\": {\"read\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\", \"${WORKDIR}\"],"
+        "    \"execute\": [\"/usr\", \"/lib\", \"/lib64\", \"%s\"]},"
+        "   \"network\": {\"default\": \"deny\", \"dns\": \"deny\"},"
+        "   \"process\": {\"isolation\": \"process\"}},"
         "  \"hidden\": {\"mode\": \"enforce\","
         "   \"filesystem\": {\"read\": [\"/usr\"], \"execute\": [\"/usr\"]},"
         "   \"process\": {\"isolation\": \"process\"}}}}";
 
 static int make_bundle(const char *path)
 {
-	char bindir[700], json[8192];
+	char bindir[700], json[16384];
 	snprintf(bindir, sizeof(bindir), "%s/bin", g_dir);
 	snprintf(json, sizeof(json), policy_fmt, bindir, bindir, bindir, bindir, bindir, bindir,
-	         bindir, bindir);
+	         bindir, bindir, bindir, bindir);
 	Corral__Policy *pol = NULL;
 	struct policy_error perr;
 	if (policy_compile(json, strlen(json), &pol, &perr) < 0) {
@@ -851,6 +856,35 @@ static void test_proxy(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* Audit mode (staged rollouts): nothing denied, everything that would be is reported with
+ * audit_only, and the session start says so. */
+static void test_audit_mode(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--profile", "audit", "--", g_probe, "io_uring", NULL};
+	run(&o, a);
+	/* allowed through: the kernel itself answers (EFAULT for the NULL params), not EPERM */
+	CU_ASSERT(strcmp(o.out, "EPERM\n") != 0);
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *e =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	                   CORRAL__VIOLATION_KIND__VIOLATION_KIND_SYSCALL, "io_uring_setup");
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL(e);
+	CU_ASSERT_PTR_NOT_NULL(st);
+	if (e && st) {
+		CU_ASSERT_TRUE(e->violation->audit_only);
+		CU_ASSERT_STRING_EQUAL(e->profile, "audit");
+		CU_ASSERT_STRING_EQUAL(e->session_id, st->session_id);
+		CU_ASSERT_EQUAL(st->session_start->mode, CORRAL__MODE__MODE_AUDIT);
+	}
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
@@ -864,6 +898,7 @@ static const struct harness_test tests[] = {
         {"profile_selection", test_profile_selection},
         {"network_denied", test_network_denied},
         {"proxy", test_proxy},
+        {"audit_mode", test_audit_mode},
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
         {NULL, NULL},

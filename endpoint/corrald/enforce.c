@@ -73,7 +73,7 @@ struct cd_enforce {
 	struct sbx_features features;
 	bool test_hooks;
 	int epfd;
-	int egress_ok; /* 1 available, 0 not */
+	int egress_ok; /* 1 available, 0 not, -1 not probed yet */
 	char egress_why[256];
 	char cg_root_name[CG_NAME_MAX];
 	cd_enforce_emit_fn emit;
@@ -488,6 +488,19 @@ static int tcp_ports(const Corral__Profile *p, const struct profile_net *pn, uin
 	return 0;
 }
 
+/* Whether BPF egress can be used, probed once (it loads the programs to find out). */
+static bool egress_usable(struct cd_enforce *e)
+{
+	if (e->egress_ok < 0) {
+		e->egress_ok = egress_available(e->egress_why, sizeof(e->egress_why)) == 1;
+		if (e->egress_ok && !e->features.cgroup_v2) {
+			e->egress_ok = 0;
+			snprintf(e->egress_why, sizeof(e->egress_why), "no cgroup v2 hierarchy");
+		}
+	}
+	return e->egress_ok == 1;
+}
+
 /* Decides and sets up the network layer of `pr`. */
 static int net_setup(struct cd_enforce *e, struct cd_enforce_profile *pr, const Corral__Profile *p,
                      char *err, size_t errlen)
@@ -501,7 +514,7 @@ static int net_setup(struct cd_enforce *e, struct cd_enforce_profile *pr, const 
 		return -ENOMEM;
 	if ((r = net_setup_proxy(e, pr->net, p->network, err, errlen)) < 0)
 		return r;
-	if (e->egress_ok) {
+	if (egress_usable(e)) {
 		if ((r = net_setup_bpf(e, pr->net, p, err, errlen)) < 0)
 			return r;
 		pr->net_layer = "net:bpf";
@@ -584,11 +597,7 @@ int cd_enforce_new(bool test_hooks, cd_enforce_emit_fn emit, void *userdata,
 		free(e);
 		return r;
 	}
-	e->egress_ok = egress_available(e->egress_why, sizeof(e->egress_why)) == 1;
-	if (e->egress_ok && !e->features.cgroup_v2) {
-		e->egress_ok = 0;
-		snprintf(e->egress_why, sizeof(e->egress_why), "no cgroup v2 hierarchy");
-	}
+	e->egress_ok = -1; /* decided on first use: loading the BPF object takes ~0.2 s */
 	if (test_hooks) {
 		const char *v = getenv(CD_ENFORCE_ENV_NO_EGRESS);
 		if (v && strcmp(v, "1") == 0) {

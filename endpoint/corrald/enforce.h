@@ -3,7 +3,8 @@
  * Per-policy-version enforcement for `corral run` sessions: everything that is prepared once
  * per profile rather than once per session.
  *
- *  - the kernel feature probe (sbx_features_probe), done once when corrald starts;
+ *  - the kernel feature probe (sbx_features_probe), done once when corrald starts (whether
+ *    BPF egress loads is found out on first use: it costs ~0.2 s, too much for every start);
  *  - compiled profiles (sbx_compile_profile), cached per (policy version, profile name), so a
  *    launch does only per-session work; entries of an older version are freed once no session
  *    uses them any more;

@@ -13,7 +13,7 @@ bin=$build/bin
 for b in corrald corrald-worker corral corral-server corral-admin; do
 	[ -x "$bin/$b" ] || { echo "bench: $bin/$b missing (build first)" >&2; exit 1; }
 done
-tmp=$(mktemp -d /tmp/corrald-idle-XXXXXX)
+tmp=$(mktemp -d)
 cleanup() {
 	[ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null || true
 	[ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true

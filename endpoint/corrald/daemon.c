@@ -55,8 +55,8 @@
 #define TAG_CLIENT      0x100u
 #define TAG_SESSION     0x200u
 #define TOKEN_MAX       4096u
-#define CA_PEM_MAX      (256u * 1024u)
-#define GROUPS_TEXT_MAX (64u * 66u)
+#define CA_PEM_MAX      ((size_t)256 * 1024)
+#define GROUPS_TEXT_MAX ((size_t)64 * 66)
 #define NEVER           UINT64_MAX
 
 struct client {
@@ -1588,6 +1588,8 @@ static int install_initial_root(struct cd_daemon *d)
 
 int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 {
+	/* Declared before the first `goto fail`: cleanup must never see it uninitialised. */
+	_cleanup_free_ char *dev = NULL;
 	struct cd_daemon *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -1655,7 +1657,6 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 		goto fail;
 	}
 	/* Identity: enrolled state from the database; offline mode from the configuration. */
-	_cleanup_free_ char *dev = NULL;
 	if (cfg->offline) {
 		d->device_id = cfg->device_id ? strdup(cfg->device_id) : NULL;
 		if (cfg->n_groups)

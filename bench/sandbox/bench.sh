@@ -58,15 +58,17 @@ done
 python3 - "$OUT" <<'PY'
 import glob, json, statistics, sys
 def load(pattern):
-    times = {}
+    times, cpu = {}, {}
     for p in sorted(glob.glob(pattern)):
         for r in json.load(open(p))["results"]:
             times.setdefault(r["command"], []).extend(r["times"])
-    return {k: (statistics.median(v) * 1000, min(v) * 1000, len(v)) for k, v in times.items()}
+            cpu.setdefault(r["command"], []).append(r["user"] + r["system"])
+    return {k: (statistics.median(v) * 1000, min(v) * 1000, len(v),
+                statistics.mean(cpu[k]) * 1000) for k, v in times.items()}
 s = load(sys.argv[1] + "/startup-*.json")
-print("\nstart-up (ms)        median     min   runs")
-for k, (med, mn, n) in s.items():
-    print(f"  {k:18s} {med:7.3f} {mn:7.3f} {n:6d}")
+print("\nstart-up (ms)        median     min  cpu(u+s)  runs")
+for k, (med, mn, n, c) in s.items():
+    print(f"  {k:18s} {med:7.3f} {mn:7.3f} {c:8.3f} {n:6d}")
 m = {k: v[0] for k, v in s.items()}
 print(f"  corral - bare        = {m['corral'] - m['bare']:.3f} ms (target <= 1.5 ms)")
 print(f"  corral-limits - bare = {m['corral-limits'] - m['bare']:.3f} ms")

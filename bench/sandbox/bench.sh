@@ -6,6 +6,8 @@
 #    cgroup memory/pids limits) vs bare exec vs `bwrap --ro-bind / / --unshare-all true` vs
 #    `bwrap --ro-bind / / true`, with ratios printed.
 # 2. syscall-heavy work inside vs outside: getppid loop, open/close loop, `find /usr`.
+# 3. sbx_launch: sbx_spawn per launch from a resident process (probe + compile done once, as in
+#    corrald) vs fork+exec, wall and CPU time.
 set -euo pipefail
 BUILD=${1:-build}
 RUN=$(realpath "$BUILD/bin/corral-sbx-run")
@@ -80,4 +82,7 @@ for name in ("getppid", "openclose", "find"):
     o, i = w[f"{name}-outside"][0], w[f"{name}-inside"][0]
     print(f"  {name:22s} {o:9.2f}  {i:9.2f}   {i / o:.2f}x")
 PY
+echo
+echo "== per-launch cost from a resident process (the corrald case) =="
+"$BUILD/bin/sbx_launch" 300 /bin/true
 echo "raw results: $OUT"

@@ -13,7 +13,7 @@ bin=$build/bin
 for b in corrald corrald-worker corral corral-server corral-admin; do
 	[ -x "$bin/$b" ] || { echo "bench: $bin/$b missing (build first)" >&2; exit 1; }
 done
-tmp=$(mktemp -d /tmp/corrald-idle-XXXXXX)
+tmp=$(mktemp -d)
 cleanup() {
 	[ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null || true
 	[ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true
@@ -70,8 +70,8 @@ pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup"; }
 awk -v s="$secs" -v pd=$((p1 - p0)) -v wd=$((w1 - w0)) -v pr="$(rss "$dpid")" \
 	-v pp="$(pss "$dpid")" -v wr="$(rss "$wpid")" -v wp="$(pss "$wpid")" 'BEGIN {
 	printf "window %ds\n", s
-	printf "corrald (root parent): RSS %.1f MB, PSS %.1f MB, %d wake-ups = %.2f/min\n",
-		pr / 1024, pp / 1024, pd, pd * 60 / s
-	printf "corrald-worker:        RSS %.1f MB, PSS %.1f MB, %d wake-ups = %.2f/min\n",
-		wr / 1024, wp / 1024, wd, wd * 60 / s
+	printf "corrald (root parent): RSS %d kB, PSS %d kB, %d wake-ups = %.2f/min\n",
+		pr, pp, pd, pd * 60 / s
+	printf "corrald-worker:        RSS %d kB, PSS %d kB, %d wake-ups = %.2f/min\n",
+		wr, wp, wd, wd * 60 / s
 }'

@@ -6,6 +6,8 @@
 #    cgroup memory/pids limits) vs bare exec vs `bwrap --ro-bind / / --unshare-all true` vs
 #    `bwrap --ro-bind / / true`, with ratios printed.
 # 2. syscall-heavy work inside vs outside: getppid loop, open/close loop, `find /usr`.
+# 3. sbx_launch: sbx_spawn per launch from a resident process (probe + compile done once, as in
+#    corrald) vs fork+exec, wall and CPU time.
 set -euo pipefail
 BUILD=${1:-build}
 RUN=$(realpath "$BUILD/bin/corral-sbx-run")
@@ -58,15 +60,17 @@ done
 python3 - "$OUT" <<'PY'
 import glob, json, statistics, sys
 def load(pattern):
-    times = {}
+    times, cpu = {}, {}
     for p in sorted(glob.glob(pattern)):
         for r in json.load(open(p))["results"]:
             times.setdefault(r["command"], []).extend(r["times"])
-    return {k: (statistics.median(v) * 1000, min(v) * 1000, len(v)) for k, v in times.items()}
+            cpu.setdefault(r["command"], []).append(r["user"] + r["system"])
+    return {k: (statistics.median(v) * 1000, min(v) * 1000, len(v),
+                statistics.mean(cpu[k]) * 1000) for k, v in times.items()}
 s = load(sys.argv[1] + "/startup-*.json")
-print("\nstart-up (ms)        median     min   runs")
-for k, (med, mn, n) in s.items():
-    print(f"  {k:18s} {med:7.3f} {mn:7.3f} {n:6d}")
+print("\nstart-up (ms)        median     min  cpu(u+s)  runs")
+for k, (med, mn, n, c) in s.items():
+    print(f"  {k:18s} {med:7.3f} {mn:7.3f} {c:8.3f} {n:6d}")
 m = {k: v[0] for k, v in s.items()}
 print(f"  corral - bare        = {m['corral'] - m['bare']:.3f} ms (target <= 1.5 ms)")
 print(f"  corral-limits - bare = {m['corral-limits'] - m['bare']:.3f} ms")
@@ -78,4 +82,7 @@ for name in ("getppid", "openclose", "find"):
     o, i = w[f"{name}-outside"][0], w[f"{name}-inside"][0]
     print(f"  {name:22s} {o:9.2f}  {i:9.2f}   {i / o:.2f}x")
 PY
+echo
+echo "== per-launch cost from a resident process (the corrald case) =="
+"$BUILD/bin/sbx_launch" 300 /bin/true
 echo "raw results: $OUT"

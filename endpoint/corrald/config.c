@@ -394,7 +394,7 @@ int cd_config_parse(struct cd_config *cfg, const char *name, const char *buf, si
                     size_t errlen)
 {
 	if (len > CD_CONFIG_FILE_MAX) {
-		set_err(err, errlen, "%s: larger than %u bytes", name, CD_CONFIG_FILE_MAX);
+		set_err(err, errlen, "%s: larger than %zu bytes", name, CD_CONFIG_FILE_MAX);
 		return -EFBIG;
 	}
 	char line[CD_CONFIG_LINE_MAX + 1];
@@ -450,7 +450,7 @@ static int load_file(struct cd_config *cfg, const char *path, bool required, cha
 	if (r == -ENOENT && !required)
 		return 0;
 	if (r == -EFBIG) {
-		set_err(err, errlen, "%s: larger than %u bytes", path, CD_CONFIG_FILE_MAX);
+		set_err(err, errlen, "%s: larger than %zu bytes", path, CD_CONFIG_FILE_MAX);
 		return r;
 	}
 	if (r < 0) {

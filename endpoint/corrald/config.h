@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CD_CONFIG_FILE_MAX     (64u * 1024u)
+#define CD_CONFIG_FILE_MAX     ((size_t)64 * 1024)
 #define CD_CONFIG_LINE_MAX     4096u
 #define CD_CONFIG_GROUPS_MAX   64u
 #define CD_CONFIG_DROPINS_MAX  256u

@@ -57,8 +57,8 @@
 #define TAG_CLIENT      0x100u
 #define TAG_SESSION     0x200u
 #define TOKEN_MAX       4096u
-#define CA_PEM_MAX      (256u * 1024u)
-#define GROUPS_TEXT_MAX (64u * 66u)
+#define CA_PEM_MAX      ((size_t)256 * 1024)
+#define GROUPS_TEXT_MAX ((size_t)64 * 66)
 #define NEVER           UINT64_MAX
 
 struct client {
@@ -98,6 +98,7 @@ struct cd_daemon {
 	uint64_t report_last_seq;
 	EVP_PKEY *renew_key;
 
+	uint64_t policy_version;   /* in force (cache, see policy_version()) */
 	uint64_t rejected_version; /* last bundle refused, to report each refusal once */
 	char rejected_reason[32];
 	char rejected_root[256];
@@ -157,12 +158,18 @@ static int set_groups(struct cd_daemon *d, char *const *groups, size_t n)
 	return 0;
 }
 
+/* Version of the policy in force, cached: every event carries it, and reading it from the
+ * store would re-verify the stored bundle's signatures each time. Refreshed on apply. */
 static uint64_t policy_version(struct cd_daemon *d)
 {
+	return d->policy_version;
+}
+
+static void refresh_policy_version(struct cd_daemon *d)
+{
 	struct trust_bundle_info info;
-	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) < 0)
-		return 0;
-	return info.version;
+	d->policy_version =
+	        trust_store_current(d->trust, NULL, NULL, NULL, &info) == 0 ? info.version : 0;
 }
 
 /* Writes `ev` to the outbox (the durable record comes first) and wakes the uploader. */
@@ -300,6 +307,7 @@ static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_APPLIED;
 		ev.policy_applied = &pa;
 		ev.policy_version = info.version;
+		d->policy_version = info.version;
 		(void)emit(d, &ev);
 		log_info("policy version %" PRIu64 " applied (%s)", info.version, origin);
 		if (resp) {
@@ -625,6 +633,8 @@ static void try_poll(struct cd_daemon *d)
 	m.poll = &pr;
 	if (worker_send(d, &m) == 0)
 		d->poll_inflight = true;
+	else
+		d->poll_at = now_mono() + backoff_ms(d, ++d->poll_failures);
 }
 
 static void try_report(struct cd_daemon *d)
@@ -650,6 +660,8 @@ static void try_report(struct cd_daemon *d)
 		if (worker_send(d, &m) == 0) {
 			d->report_inflight = true;
 			d->report_last_seq = b->events[b->n_events - 1]->seq;
+		} else {
+			d->report_at = now_mono() + backoff_ms(d, ++d->report_failures);
 		}
 	}
 	cd_outbox_batch_free(b);
@@ -993,18 +1005,25 @@ static void handle_worker(struct cd_daemon *d)
 		if (!d->report_inflight)
 			goto unexpected;
 		d->report_inflight = false;
-		if (m->ack->acked_seq > d->report_last_seq) {
-			goto unexpected;
-		} else {
-			int r = cd_outbox_ack(d->outbox, m->ack->acked_seq);
+		{
+			/* The server cannot have stored more than we sent; never trust it to
+			 * delete rows it did not see. */
+			uint64_t ack = m->ack->acked_seq < d->report_last_seq ? m->ack->acked_seq
+			                                                      : d->report_last_seq;
+			struct cd_outbox_stats before;
+			cd_outbox_get_stats(d->outbox, &before);
+			int r = cd_outbox_ack(d->outbox, ack);
 			if (r < 0)
 				log_err("outbox ack: %s", strerror(-r));
-			d->report_failures = 0;
 			d->last_sync_ms = util_now_ms();
-			/* Nothing acknowledged at all: the server is missing an earlier event
-			 * (a gap); back off instead of resending in a tight loop. */
-			d->report_at =
-			        r == 0 ? now_mono() + backoff_ms(d, ++d->report_failures) : 0;
+			if (r >= 0 && ack > before.acked_seq) {
+				d->report_failures = 0;
+				d->report_at = 0; /* more may be waiting: next batch at once */
+			} else {
+				/* No progress (the server misses an earlier event): back off
+				 * instead of resending in a tight loop. */
+				d->report_at = now_mono() + backoff_ms(d, ++d->report_failures);
+			}
 		}
 		break;
 	case CORRAL__WORKER_MSG__BODY_ENROLLED:
@@ -1594,6 +1613,8 @@ static int install_initial_root(struct cd_daemon *d)
 
 int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 {
+	/* Declared before the first `goto fail`: cleanup must never see it uninitialised. */
+	_cleanup_free_ char *dev = NULL;
 	struct cd_daemon *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -1654,13 +1675,13 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	r = install_initial_root(d);
 	if (r < 0)
 		goto fail;
+	refresh_policy_version(d);
 	r = cd_outbox_open(d->db, cfg->outbox_max_bytes, cfg->outbox_max_events, &d->outbox);
 	if (r < 0) {
 		log_err("outbox: %s", strerror(-r));
 		goto fail;
 	}
 	/* Identity: enrolled state from the database; offline mode from the configuration. */
-	_cleanup_free_ char *dev = NULL;
 	if (cfg->offline) {
 		d->device_id = cfg->device_id ? strdup(cfg->device_id) : NULL;
 		if (cfg->n_groups)

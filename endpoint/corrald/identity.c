@@ -15,7 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define KEY_PEM_MAX (16u * 1024u)
+#define KEY_PEM_MAX ((size_t)16 * 1024)
 
 int cd_identity_generate_key(EVP_PKEY **ret_key)
 {

@@ -15,9 +15,9 @@
 #include <protobuf-c/protobuf-c.h>
 
 /* Local CLI frames. */
-#define CD_IPC_FRAME_MAX (64u * 1024u)
+#define CD_IPC_FRAME_MAX ((size_t)64 * 1024)
 /* Worker frames carry report batches and policy updates (bundles up to TRUST_ENVELOPE_MAX). */
-#define CD_WORKER_FRAME_MAX (6u * 1024u * 1024u)
+#define CD_WORKER_FRAME_MAX ((size_t)6 * 1024 * 1024)
 /* At most this many descriptors in one packet (RunRequest: stdin, stdout, stderr). */
 #define CD_IPC_FDS_MAX 3u
 

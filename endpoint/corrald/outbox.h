@@ -26,9 +26,9 @@ struct cd_outbox; /* opaque */
 
 /* Batch caps of one ReportBatch (the server refuses larger ones). */
 #define CD_OUTBOX_BATCH_EVENTS 500u
-#define CD_OUTBOX_BATCH_BYTES  (1024u * 1024u)
+#define CD_OUTBOX_BATCH_BYTES  ((size_t)1024 * 1024)
 /* One serialized event may not exceed this (violations carry paths, not files). */
-#define CD_OUTBOX_EVENT_MAX (64u * 1024u)
+#define CD_OUTBOX_EVENT_MAX ((size_t)64 * 1024)
 /* Rows kept for `corral events` after they were acknowledged. */
 #define CD_OUTBOX_RECENT 200u
 

@@ -10,7 +10,7 @@
 
 struct sqlite3;
 
-#define CD_STATE_VALUE_MAX (256u * 1024u)
+#define CD_STATE_VALUE_MAX ((size_t)256 * 1024)
 
 /*
  * Reads `key`. On success *ret_val is a NUL-terminated heap copy (free) and *ret_len (may be

@@ -42,7 +42,7 @@
 #include <seccomp.h>
 
 /* Responses larger than this are refused while they stream in. */
-#define RESPONSE_MAX (5u * 1024u * 1024u)
+#define RESPONSE_MAX ((size_t)5 * 1024 * 1024)
 #define HEADER_MAX   256u
 
 /* Landlock constants newer than Debian 12's headers (ABI 2). */

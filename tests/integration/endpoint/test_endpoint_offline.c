@@ -210,13 +210,49 @@ static void test_offline_policy_cycle(void)
 		const char *aargs[] = {"policy", "apply", "/dev/null", NULL};
 		int rc2 = fx_cli(&d, &o, aargs);
 		free(o);
+		const char *fargs[] = {"flush", NULL};
+		int rc3 = fx_cli(&d, &o, fargs);
+		free(o);
 		(void)path;
-		_exit(rc1 == 0 && rc2 == 1 ? 0 : 1);
+		_exit(rc1 == 0 && rc2 == 1 && rc3 == 1 ? 0 : 1);
 	}
 	int wst;
 	waitpid(pid, &wst, 0);
 	if (harness_is_root())
 		CU_ASSERT(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+
+	/* Root may flush (offline: nothing to upload to, the request is still answered). */
+	const char *fargs[] = {"flush", NULL};
+	CU_ASSERT_EQUAL(fx_cli(&d, &out, fargs), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "pending"));
+	free(out);
+
+	/* `corral run` requests reach the session module; without the sandbox engine wired in
+	 * they fail closed with RunFailed{spawn, ENOSYS} and nothing runs. */
+	Corral__RunRequest run = CORRAL__RUN_REQUEST__INIT;
+	char *argv0[] = {(char *)"/bin/true"};
+	run.argv = argv0;
+	run.n_argv = 1;
+	Corral__IpcRequest rq = CORRAL__IPC_REQUEST__INIT;
+	rq.body_case = CORRAL__IPC_REQUEST__BODY_RUN;
+	rq.run = &run;
+	Corral__IpcResponse *resp = fx_ipc(&d, &rq);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	CU_ASSERT_EQUAL(resp->body_case, CORRAL__IPC_RESPONSE__BODY_RUN_FAILED);
+	if (resp->body_case == CORRAL__IPC_RESPONSE__BODY_RUN_FAILED)
+		CU_ASSERT_EQUAL(resp->run_failed->err, ENOSYS);
+	corral__ipc_response__free_unpacked(resp, NULL);
+	/* The test hook is off unless configured. */
+	Corral__TestGenerateRequest tg = CORRAL__TEST_GENERATE_REQUEST__INIT;
+	tg.count = 1;
+	rq.body_case = CORRAL__IPC_REQUEST__BODY_TEST_GENERATE;
+	rq.test_generate = &tg;
+	resp = fx_ipc(&d, &rq);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	CU_ASSERT_EQUAL(resp->body_case, CORRAL__IPC_RESPONSE__BODY_ERROR);
+	if (resp->body_case == CORRAL__IPC_RESPONSE__BODY_ERROR)
+		CU_ASSERT_EQUAL(resp->error->err, EOPNOTSUPP);
+	corral__ipc_response__free_unpacked(resp, NULL);
 
 	/* The bundle expires after 3 s: still enforced, reported stale. */
 	CU_ASSERT(fx_wait_status_str(&d, "freshness", "stale", 6000) >= 0);

@@ -4,7 +4,8 @@
  * printed as one line ("ok" or the errno name), so the test checks what the kernel answered
  * inside the sandbox without a shell or interpreter in between.
  *
- *   session_probe read PATH | write PATH | io_uring | connect PORT | alloc MB | tty |
+ *   session_probe read PATH | write PATH | io_uring | io_uring-flood N | connect PORT |
+ *                 alloc MB | tty |
  *                 proxy HOST:PORT | winch | ready-wait | exit N
  */
 #include <errno.h>
@@ -51,6 +52,13 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "io_uring") == 0) {
 		long r = syscall(425 /* io_uring_setup */, 8, NULL);
 		return report(r < 0 ? errno : 0);
+	}
+	if (strcmp(cmd, "io_uring-flood") == 0 && argc == 3) {
+		int n = atoi(argv[2]), denied = 0;
+		for (int i = 0; i < n; i++)
+			denied += syscall(425, 8, NULL) < 0 && errno == EPERM;
+		printf("denied=%d\n", denied);
+		return 0;
 	}
 	if (strcmp(cmd, "connect") == 0 && argc == 3) {
 		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -502,6 +502,33 @@ static void test_io_uring_violation(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* A session hammering a denied call: every call is denied, but at most 50 violations per
+ * second reach the outbox (the rest are counted), so an agent cannot flood the outbox. */
+static void test_violation_rate_limit(void)
+{
+	NEED_READY();
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "io_uring-flood", "300", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 0);
+	CU_ASSERT_STRING_EQUAL(o.out, "denied=300\n");
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	size_t n = 0;
+	for (size_t i = 0; i < resp->events->n_events; i++) {
+		const Corral__Event *e = resp->events->events[i];
+		n += e->kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION &&
+		     strcmp(e->session_id, st->session_id) == 0;
+	}
+	/* one window of 50, maybe a second one if the loop straddled a second boundary */
+	CU_ASSERT(n >= 50 && n <= 100);
+	if (n < 50 || n > 100)
+		fprintf(stderr, "violations reported for 300 denied calls: %zu\n", n);
+	corral__ipc_response__free_unpacked(resp, NULL);
+}
+
 static void test_exit_codes(void)
 {
 	NEED_READY();
@@ -891,6 +918,7 @@ static const struct harness_test tests[] = {
         {"files", test_files},
         {"workdir_refused", test_workdir_refused},
         {"io_uring_violation", test_io_uring_violation},
+        {"violation_rate_limit", test_violation_rate_limit},
         {"exit_codes", test_exit_codes},
         {"sigterm_forwarded", test_sigterm_forwarded},
         {"pty", test_pty},

@@ -124,7 +124,7 @@ static const char policy_fmt[] =
         "   \"filesystem\": {\"read\": [\"/usr\"], \"execute\": [\"/usr\"]},"
         "   \"process\": {\"isolation\": \"process\"}}}}";
 
-static int make_bundle(const char *path)
+static int make_bundle(const char *path, uint64_t version)
 {
 	char bindir[700], json[16384];
 	snprintf(bindir, sizeof(bindir), "%s/bin", g_dir);
@@ -142,7 +142,7 @@ static int make_bundle(const char *path)
 	tg.group = (char *)"eng";
 	Corral__Target *tgp[1] = {&tg};
 	Corral__PolicyBundle b = CORRAL__POLICY_BUNDLE__INIT;
-	b.version = 1;
+	b.version = version;
 	b.issued_at = util_now_sec() - 10;
 	b.expires_at = util_now_sec() + 3600;
 	b.n_targets = 1;
@@ -394,7 +394,7 @@ static void test_no_policy_then_apply(void)
 
 	char path[800];
 	snprintf(path, sizeof(path), "%s/bundle", g_dir);
-	CU_ASSERT_FATAL(make_bundle(path) == 0);
+	CU_ASSERT_FATAL(make_bundle(path, 1) == 0);
 	const char *ap[] = {"policy", "apply", path, NULL};
 	CU_ASSERT_EQUAL_FATAL(fx_cli(&g_d, NULL, ap), 0);
 }
@@ -912,6 +912,31 @@ static void test_audit_mode(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* A new policy version: the next session runs under it (compiled for the new version, the
+ * profile's BPF programs kept and their rules swapped). */
+static void test_policy_update(void)
+{
+	NEED_READY();
+	char path[800];
+	snprintf(path, sizeof(path), "%s/bundle2", g_dir);
+	CU_ASSERT_FATAL(make_bundle(path, 2) == 0);
+	const char *ap[] = {"policy", "apply", path, NULL};
+	CU_ASSERT_EQUAL_FATAL(fx_cli(&g_d, NULL, ap), 0);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "io_uring", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EPERM\n");
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL(st);
+	if (st)
+		CU_ASSERT_EQUAL(st->policy_version, 2);
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
@@ -929,6 +954,7 @@ static const struct harness_test tests[] = {
         {"audit_mode", test_audit_mode},
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
+        {"policy_update", test_policy_update},
         {NULL, NULL},
 };
 

@@ -701,6 +701,52 @@ static void test_pty_winch_and_interrupt(void)
 		fprintf(stderr, "pty output (status %d): %s\n", st, out);
 }
 
+/* An interactive shell on the relayed pty: typed commands run, their output comes back, and
+ * `exit 5` ends the session with 5. */
+static void test_pty_shell(void)
+{
+	NEED_READY();
+	int master, slave;
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
+	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
+	char rel[700], bin[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
+	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(master);
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
+		    chdir(g_work) < 0)
+			_exit(125);
+		setenv("PS1", "corral$ ", 1);
+		execl(bin, bin, "--socket", g_d.sock, "run", "--", "/bin/sh", "-i", (char *)NULL);
+		_exit(125);
+	}
+	close(slave);
+	char out[8192] = "";
+	size_t len = 0;
+	CU_ASSERT(read_until(master, out, sizeof(out), &len, "$ "));
+	const char *cmd = "echo sum=$((40+2)) in $(pwd)\n";
+	CU_ASSERT(write(master, cmd, strlen(cmd)) == (ssize_t)strlen(cmd));
+	char want[800];
+	snprintf(want, sizeof(want), "sum=42 in %.700s", g_work);
+	CU_ASSERT(read_until(master, out, sizeof(out), &len, want));
+	CU_ASSERT(write(master, "exit 5\n", 7) == 7);
+	(void)read_until(master, out, sizeof(out), &len, "\x01never");
+	int st = 0;
+	waitpid(pid, &st, 0);
+	close(master);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+	if (!strstr(out, want) || !WIFEXITED(st) || WEXITSTATUS(st) != 5)
+		fprintf(stderr, "shell output (status %d): %s\n", st, out);
+}
+
 static void test_profile_selection(void)
 {
 	NEED_READY();
@@ -948,6 +994,7 @@ static const struct harness_test tests[] = {
         {"sigterm_forwarded", test_sigterm_forwarded},
         {"pty", test_pty},
         {"pty_winch_and_interrupt", test_pty_winch_and_interrupt},
+        {"pty_shell", test_pty_shell},
         {"profile_selection", test_profile_selection},
         {"network_denied", test_network_denied},
         {"proxy", test_proxy},

@@ -635,6 +635,9 @@ static void test_nested_session(void)
 	CU_ASSERT_EQUAL_FATAL(sbx_test_run(c, argv, &dirs, &o), 0);
 	printf("\n    nested output:\n%s", o.output);
 	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "layer seccomp:nested"));
+	/* neither claimed as enforced for the inner session */
+	CU_ASSERT_PTR_NULL(strstr(o.output, "layer seccomp:notify\n"));
+	CU_ASSERT_PTR_NULL(strstr(o.output, "layer cgroup:v2:session\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(o.output, "errno 38")); /* ENOSYS: still denied */
 	CU_ASSERT_EQUAL(o.res.exit_code, 1);
 	sbx_compiled_free(c);

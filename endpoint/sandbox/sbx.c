@@ -793,8 +793,15 @@ static void reap(pid_t pid, int pidfd)
 static void child_layers(struct sbx_child *ch, const struct sbx_compiled *c,
                          const struct sbx_plan *p)
 {
-	for (size_t i = 0; i < c->nlayers && ch->nlayers < ELEMENTSOF(ch->layers); i++)
+	for (size_t i = 0; i < c->nlayers && ch->nlayers < ELEMENTSOF(ch->layers); i++) {
+		/* what this session could not have is not listed as enforced (it is listed
+		 * below with the reason) */
+		if (ch->cgroup_lost && util_startswith(c->layers[i], "cgroup:"))
+			continue;
+		if (ch->notify_nested && strcmp(c->layers[i], "seccomp:notify") == 0)
+			continue;
 		ch->layers[ch->nlayers++] = c->layers[i];
+	}
 	if (p->ntcp_connect || p->ntcp_bind)
 		ch->layers[ch->nlayers++] = "landlock:tcp-ports";
 	if (!p->change_ids)

@@ -114,6 +114,25 @@ static inline int sbx_test_dirs_setup(struct sbx_test_dirs *d)
 	return sbx_test_write(p, "work file\n", 0644);
 }
 
+/*
+ * true when real sessions can be tested here: root (sessions switch to the test user) and
+ * a kernel with Landlock ABI >= 6 and seccomp user notification. Else false with the reason
+ * for HARNESS_SKIP in `reason`.
+ */
+static inline bool sbx_test_host_ready(struct sbx_features *f, char *reason, size_t len)
+{
+	if (!harness_is_root()) {
+		snprintf(reason, len, "needs root (sessions switch users)");
+		return false;
+	}
+	if (sbx_features_probe(f) < 0 || f->landlock_abi < 6 || !f->seccomp_notify) {
+		snprintf(reason, len, "needs Landlock ABI >= 6 and seccomp notify (have abi %d)",
+		         f->landlock_abi);
+		return false;
+	}
+	return true;
+}
+
 struct sbx_test_outcome {
 	int spawn_rc;
 	struct sbx_error err;

@@ -31,17 +31,8 @@ static int suite_init(void)
 	char err[256];
 	int r;
 
-	if (!harness_is_root()) {
-		snprintf(skip_reason, sizeof(skip_reason), "needs root (sessions switch users)");
+	if (!sbx_test_host_ready(&features, skip_reason, sizeof(skip_reason)))
 		return 0;
-	}
-	if (sbx_features_probe(&features) < 0 || features.landlock_abi < 6 ||
-	    !features.seccomp_notify) {
-		snprintf(skip_reason, sizeof(skip_reason),
-		         "needs Landlock ABI >= 6 and seccomp notify (have abi %d)",
-		         features.landlock_abi);
-		return 0;
-	}
 	if (sbx_test_dirs_setup(&dirs) < 0)
 		return -1;
 	/* copy the escape programs where the session may execute them */

@@ -306,8 +306,10 @@ static int suite_init(void)
 		g_user_made = true;
 		pw = getpwnam(TEST_USER);
 	} else {
+		/* left over from an interrupted run: the name is ours, so reuse and remove it */
 		const char *um[] = {"/usr/sbin/usermod", "-d", g_home, TEST_USER, NULL};
 		(void)run_cmd(um);
+		g_user_made = true;
 		pw = getpwnam(TEST_USER);
 	}
 	if (!pw)

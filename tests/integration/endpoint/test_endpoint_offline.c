@@ -227,8 +227,9 @@ static void test_offline_policy_cycle(void)
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "pending"));
 	free(out);
 
-	/* `corral run` requests reach the session module; without the sandbox engine wired in
-	 * they fail closed with RunFailed{spawn, ENOSYS} and nothing runs. */
+	/* `corral run` requests reach the session module; one without the caller's three stdio
+	 * descriptors is refused (EINVAL) before anything is spawned. Real sessions are
+	 * exercised by tests/privileged/session. */
 	Corral__RunRequest run = CORRAL__RUN_REQUEST__INIT;
 	char *argv0[] = {(char *)"/bin/true"};
 	run.argv = argv0;
@@ -240,7 +241,7 @@ static void test_offline_policy_cycle(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
 	CU_ASSERT_EQUAL(resp->body_case, CORRAL__IPC_RESPONSE__BODY_RUN_FAILED);
 	if (resp->body_case == CORRAL__IPC_RESPONSE__BODY_RUN_FAILED)
-		CU_ASSERT_EQUAL(resp->run_failed->err, ENOSYS);
+		CU_ASSERT_EQUAL(resp->run_failed->err, EINVAL);
 	corral__ipc_response__free_unpacked(resp, NULL);
 	/* The test hook is off unless configured. */
 	Corral__TestGenerateRequest tg = CORRAL__TEST_GENERATE_REQUEST__INIT;

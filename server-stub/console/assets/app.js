@@ -2,7 +2,7 @@
 // corral web console. A hash-routed single page over the admin API: the bearer token is
 // entered once and kept in sessionStorage (never a cookie, so cross-site requests carry no
 // credential), sent in the Authorization header on every call. Every view builds DOM nodes
-// with textContent (never innerHTML), so device-supplied strings cannot inject markup.
+// with textContent, never from HTML strings, so device-supplied text cannot inject markup.
 // A viewer token sees the same pages without mutating controls; the API refuses anyway.
 'use strict';
 (function () {

@@ -167,7 +167,8 @@
 		$('nav').hidden = true;
 		$('who').hidden = true;
 		document.body.classList.remove('role-admin', 'role-viewer');
-		location.hash = '#/login';
+		// replaceState: no hashchange, so the message below is not re-rendered away.
+		history.replaceState(null, '', '#/login');
 		renderLogin(msg);
 	}
 
@@ -216,6 +217,10 @@
 		const seq = ++S.renderSeq;
 		const view = h('div', {class: 'view', 'data-page': page});
 		try {
+			// The change counter is read before the data, so anything that changes after
+			// this point is seen by the next poll.
+			const c = await api('changes');
+			S.counter = c.counter;
 			await routes[page](view, parts.slice(1), params);
 		} catch (e) {
 			if (e.status === 401) return;
@@ -709,13 +714,14 @@
 		if (document.querySelector('details[open]')) return;
 		try {
 			const c = await api('changes' + qs({since: S.counter === null ? '' : S.counter}));
+			document.body.dataset.changes = String(c.counter);
 			if (S.counter !== null && c.counter !== S.counter) {
 				$('refresh').textContent = 'Updated ' + new Date().toLocaleTimeString();
-				S.counter = c.counter;
 				await render(true);
-			}
-			S.counter = c.counter;
-		} catch (e) { /* next tick retries */ }
+			} else S.counter = c.counter;
+		} catch (e) {
+			document.body.dataset.pollError = String(e.message || e); // next tick retries
+		}
 	}
 
 	document.addEventListener('DOMContentLoaded', () => {

@@ -394,12 +394,14 @@ static int enroll(struct fleet *f, struct fleet_device *d, const char *token)
 			snprintf(d->crt, sizeof(d->crt), "%s/%s.crt", f->dir, d->name);
 			snprintf(d->key, sizeof(d->key), "%s/%s.key", f->dir, d->name);
 			if (write_key(d->key, k) == 0 &&
-			    write_cert(d->crt, er->certificate_der.data, er->certificate_der.len) == 0)
+			    write_cert(d->crt, er->certificate_der.data, er->certificate_der.len) ==
+			            0)
 				r = 0;
 			corral__enroll_response__free_unpacked(er, NULL);
 		}
 	} else
-		fprintf(stderr, "enroll %s: %ld %s\n", d->name, res.status, res.body ? res.body : "");
+		fprintf(stderr, "enroll %s: %ld %s\n", d->name, res.status,
+		        res.body ? res.body : "");
 	fleet_res_free(&res);
 out:
 	OPENSSL_free(der);
@@ -582,8 +584,8 @@ static int report_device(struct fleet *f, size_t idx)
 		r = -1;
 		if (buf) {
 			corral__report_batch__pack(&rb, buf);
-			if (fleet_http(f, "POST", "/v1/report", buf, len, "application/x-protobuf", d,
-			               NULL, &res) == 0) {
+			if (fleet_http(f, "POST", "/v1/report", buf, len, "application/x-protobuf",
+			               d, NULL, &res) == 0) {
 				r = res.status == 200 ? 0 : -1;
 				if (r < 0)
 					fprintf(stderr, "report %s: %ld %s\n", d->name, res.status,

@@ -79,8 +79,9 @@ static void test_assets_and_headers(void)
 	CU_ASSERT(strstr(r.csp, "frame-ancestors 'none'") != NULL);
 	/* No inline script or style in the page itself. */
 	CU_ASSERT(r.body && strstr(r.body, "<script src=\"/app.js\"") != NULL);
-	CU_ASSERT(r.body && strstr(r.body, "<script>") == NULL && strstr(r.body, "<style") == NULL &&
-	          strstr(r.body, "style=") == NULL && strstr(r.body, "onclick") == NULL);
+	CU_ASSERT(r.body && strstr(r.body, "<script>") == NULL &&
+	          strstr(r.body, "<style") == NULL && strstr(r.body, "style=") == NULL &&
+	          strstr(r.body, "onclick") == NULL);
 	fleet_res_free(&r);
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/app.js", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
@@ -94,8 +95,8 @@ static void test_assets_and_headers(void)
 	                0);
 	CU_ASSERT_EQUAL(r.status, 404);
 	fleet_res_free(&r);
-	CU_ASSERT_FATAL(fleet_http(&g_f, "POST", "/index.html", "x", 1, "text/plain", NULL, NULL,
-	                           &r) == 0);
+	CU_ASSERT_FATAL(
+	        fleet_http(&g_f, "POST", "/index.html", "x", 1, "text/plain", NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 405);
 	fleet_res_free(&r);
 	/* API answers carry the same headers and are never cached. */
@@ -165,18 +166,17 @@ static void test_devices_filters(void)
 	CU_ASSERT_EQUAL(jint(j, "total"), 12);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "items")), 5);
 	json_decref(j);
-	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/devices?limit=5&offset=10", NULL,
-	                          g_f.viewer, &j),
-	                200);
+	CU_ASSERT_EQUAL(
+	        fleet_api(&g_f, "GET", "console/devices?limit=5&offset=10", NULL, g_f.viewer, &j),
+	        200);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "items")), 2);
 	json_decref(j);
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/devices?offset=100", NULL, g_f.viewer, &j),
 	                200);
 	CU_ASSERT_EQUAL(jint(j, "total"), 12);
 	json_decref(j);
-	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/devices?state=failing", NULL, g_f.viewer,
-	                          &j),
-	                200);
+	CU_ASSERT_EQUAL(
+	        fleet_api(&g_f, "GET", "console/devices?state=failing", NULL, g_f.viewer, &j), 200);
 	CU_ASSERT_EQUAL(jint(j, "total"), 1);
 	json_t *d = json_array_get(json_object_get(j, "items"), 0);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(d, "hostname")), "canary-4");
@@ -189,8 +189,8 @@ static void test_devices_filters(void)
 	json_decref(j);
 	CU_ASSERT_EQUAL(
 	        fleet_api(&g_f, "GET", "console/devices?state=bogus", NULL, g_f.viewer, NULL), 400);
-	CU_ASSERT_EQUAL(
-	        fleet_api(&g_f, "GET", "console/devices?limit=0", NULL, g_f.viewer, NULL), 400);
+	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/devices?limit=0", NULL, g_f.viewer, NULL),
+	                400);
 	CU_ASSERT_EQUAL(
 	        fleet_api(&g_f, "GET", "console/devices?limit=5000", NULL, g_f.viewer, NULL), 400);
 }
@@ -249,13 +249,13 @@ static void test_violations_filters(void)
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", path, NULL, g_f.viewer, &j), 200);
 	CU_ASSERT_EQUAL(jint(j, "total"), 0);
 	json_decref(j);
-	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/violations?device=d-unknown", NULL,
-	                          g_f.viewer, &j),
-	                200);
+	CU_ASSERT_EQUAL(
+	        fleet_api(&g_f, "GET", "console/violations?device=d-unknown", NULL, g_f.viewer, &j),
+	        200);
 	CU_ASSERT_EQUAL(jint(j, "total"), 0);
 	json_decref(j);
-	CU_ASSERT_EQUAL(
-	        fleet_api(&g_f, "GET", "console/violations?kind=x", NULL, g_f.viewer, NULL), 400);
+	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/violations?kind=x", NULL, g_f.viewer, NULL),
+	                400);
 	CU_ASSERT_EQUAL(
 	        fleet_api(&g_f, "GET", "console/violations?since=-1", NULL, g_f.viewer, NULL), 400);
 }
@@ -271,7 +271,8 @@ static void test_violation_stats(void)
 	json_int_t sum = 0;
 	size_t i;
 	json_t *v;
-	json_array_foreach(json_object_get(j, "series"), i, v) sum += jint(v, "n");
+	json_array_foreach (json_object_get(j, "series"), i, v)
+		sum += jint(v, "n");
 	CU_ASSERT_EQUAL(sum, g_f.violations_total);
 	CU_ASSERT(json_array_size(json_object_get(j, "series")) >= 3);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "by_kind")), 3);
@@ -340,8 +341,8 @@ static void test_device_and_session(void)
 static void test_policy_and_bundles(void)
 {
 	json_t *j = NULL;
-	CU_ASSERT_EQUAL_FATAL(
-	        fleet_api(&g_f, "GET", "console/policy/canary", NULL, g_f.viewer, &j), 200);
+	CU_ASSERT_EQUAL_FATAL(fleet_api(&g_f, "GET", "console/policy/canary", NULL, g_f.viewer, &j),
+	                      200);
 	json_t *hist = json_object_get(j, "history");
 	CU_ASSERT_EQUAL(json_array_size(hist), 2);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(json_array_get(hist, 1), "signers")), 2);
@@ -384,14 +385,14 @@ static void test_promote_roles(void)
 	/* Promoting again: staging already has v2, the verifier refuses it as a rollback. */
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "POST", "console/promote", body, g_f.admin, &j), 422);
 	json_decref(j);
-	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/policy/staging", NULL, g_f.viewer, &j), 200);
+	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/policy/staging", NULL, g_f.viewer, &j),
+	                200);
 	CU_ASSERT_EQUAL(jint(j, "rollout.head_version"), 2);
 	json_decref(j);
 	/* Audited as the admin who did it. */
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "audit?limit=1", NULL, g_f.viewer, &j), 200);
-	CU_ASSERT_STRING_EQUAL(
-	        json_string_value(json_object_get(json_array_get(j, 0), "action")),
-	        "policy.promote");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(j, 0), "action")),
+	                       "policy.promote");
 	json_decref(j);
 }
 
@@ -417,15 +418,15 @@ static void test_changes_counter(void)
 static void test_metrics(void)
 {
 	struct fleet_res r;
-	CU_ASSERT_FATAL(
-	        fleet_http(&g_f, "GET", "/metrics", NULL, 0, NULL, NULL, g_f.viewer, &r) == 0);
+	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/metrics", NULL, 0, NULL, NULL, g_f.viewer, &r) ==
+	                0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT(util_startswith(r.ctype, "text/plain; version=0.0.4"));
 	CU_ASSERT(r.body && strstr(r.body, "corral_devices{state=\"compliant\"} 5\n") != NULL);
 	CU_ASSERT(r.body && strstr(r.body, "corral_devices{state=\"revoked\"} 1\n") != NULL);
 	CU_ASSERT(r.body && strstr(r.body, "corral_longpolls_open 0\n") != NULL);
-	CU_ASSERT(r.body && strstr(r.body, "# TYPE corral_publish_to_applied_seconds histogram") !=
-	                            NULL);
+	CU_ASSERT(r.body &&
+	          strstr(r.body, "# TYPE corral_publish_to_applied_seconds histogram") != NULL);
 	/* Eleven devices applied a version published to their group: all in the histogram. */
 	CU_ASSERT(r.body && strstr(r.body, "corral_publish_to_applied_seconds_count 11\n") != NULL);
 	CU_ASSERT(r.body && strstr(r.body, "corral_events_ingested_total ") != NULL);
@@ -439,14 +440,15 @@ static void test_browser_e2e(void)
 	char modules[700], script[700], artifacts[700], cfgpath[700];
 	const char *src = harness_source_dir();
 	snprintf(script, sizeof(script), "%s/tests/integration/console/e2e.mjs", src);
-	snprintf(modules, sizeof(modules), "%s/tests/integration/console/node_modules/playwright-core",
-	         src);
+	snprintf(modules, sizeof(modules),
+	         "%s/tests/integration/console/node_modules/playwright-core", src);
 	if (access("/usr/bin/chromium", X_OK) != 0)
 		HARNESS_SKIP("/usr/bin/chromium missing: run tests/integration/console/setup.sh");
 	if (access("/usr/bin/node", X_OK) != 0)
 		HARNESS_SKIP("/usr/bin/node missing: run tests/integration/console/setup.sh");
 	if (access(modules, R_OK) != 0)
-		HARNESS_SKIP("playwright-core not installed: run tests/integration/console/setup.sh");
+		HARNESS_SKIP(
+		        "playwright-core not installed: run tests/integration/console/setup.sh");
 	snprintf(artifacts, sizeof(artifacts), "%s/tests/console-artifacts", harness_binary_dir());
 	mkdir(artifacts, 0755);
 	snprintf(cfgpath, sizeof(cfgpath), "%s/e2e.json", g_dir);
@@ -457,8 +459,8 @@ static void test_browser_e2e(void)
 		json_array_append_new(devs, json_pack("{ss ss ss}", "name", g_f.dev[i].name, "id",
 		                                      g_f.dev[i].id, "group", g_f.dev[i].group));
 	json_t *cfg = json_pack("{ss ss ss ss ss so si}", "url", url, "admin", g_f.admin, "viewer",
-	                        g_f.viewer, "artifacts", artifacts, "profile_dir", g_dir,
-	                        "devices", devs, "violations", (int)g_f.violations_total);
+	                        g_f.viewer, "artifacts", artifacts, "profile_dir", g_dir, "devices",
+	                        devs, "violations", (int)g_f.violations_total);
 	CU_ASSERT_FATAL(cfg && json_dump_file(cfg, cfgpath, 0) == 0);
 	json_decref(cfg);
 	pid_t pid = fork();
@@ -494,10 +496,11 @@ static const struct harness_test tests[] = {
         {"exports", test_exports},
         {"device_and_session", test_device_and_session},
         {"policy_and_bundles", test_policy_and_bundles},
-        {"browser_e2e", test_browser_e2e},
         {"promote_roles", test_promote_roles},
         {"changes_counter", test_changes_counter},
         {"metrics", test_metrics},
+        /* Last: it revokes a device and promotes canary to prod. */
+        {"browser_e2e", test_browser_e2e},
         {NULL, NULL},
 };
 

@@ -365,13 +365,14 @@
 		const chart = h('div', {class: 'chart-box'});
 		const b = (title, items, key) => {
 			const box = h('div', {class: 'chart-box'});
-			CorralChart.hbars(box, items.slice(0, 8).map((x) => ({key: key === 'kind' ? kindShort(x.key) : x.key,
+			CorralChart.hbars(box, items.slice(0, 8).map((x) => ({key: key === 'kind' ? kindShort(x.key) :
+				key === 'device' ? (x.hostname || x.key.slice(0, 14)) : x.key,
 				n: x.n, href: '#/violations' + qs(Object.assign({}, p, {[key]: x.key, offset: 0}))})),
 			{empty: 'None.'});
 			return card(title, box);
 		};
 		v.appendChild(h('div', {class: 'grid2'},
-			card(`Over time (${st.total} in window, hourly rollup)`, chart),
+			card(`Over time (${st.total} in the window, every kind; hourly rollup)`, chart),
 			b('By kind', st.by_kind, 'kind')));
 		CorralChart.bars(chart, st.series, {since: st.since_ms, until: st.until_ms || 0,
 			bucket: st.bucket_ms, label: 'violations over time'});

@@ -91,7 +91,7 @@
 			const g = el('g', {class: 'hrow'});
 			const label = String(it.key === '' ? '(none)' : it.key);
 			g.appendChild(el('text', {x: LBL - 6, y: y + 16, 'text-anchor': 'end', class: 'label'},
-				label.length > 22 ? label.slice(0, 21) + '…' : label));
+				label.length > 20 ? label.slice(0, 19) + '…' : label));
 			const w = ((W - LBL - 60) * it.n) / max;
 			const r = el('rect', {x: LBL, y: y + 4, width: Math.max(1, w), height: rowH - 8, class: 'bar'});
 			r.appendChild(el('title', {}, `${label}: ${it.n}`));

@@ -18,6 +18,7 @@ function check(cond, what) {
 	console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
 }
 
+for (const f of fs.readdirSync(cfg.artifacts)) fs.rmSync(path.join(cfg.artifacts, f), {force: true});
 const userDataDir = fs.mkdtempSync(path.join(cfg.profile_dir, 'chromium-'));
 const ctx = await chromium.launchPersistentContext(userDataDir, {
 	executablePath: '/usr/bin/chromium',

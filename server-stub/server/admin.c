@@ -418,6 +418,25 @@ static enum MHD_Result trust_list(struct admin_ctx *a)
 	return srv_reply_json(a->c, 200, arr);
 }
 
+/* Live counters for operators and the load generator. */
+static enum MHD_Result stats(struct admin_ctx *a)
+{
+	size_t waiters, roots, heads = 0;
+	pthread_mutex_lock(&a->s->poll_lock);
+	waiters = a->s->n_waiters;
+	roots = a->s->n_roots;
+	for (const struct srv_group_head *h = a->s->heads; h; h = h->next)
+		heads++;
+	pthread_mutex_unlock(&a->s->poll_lock);
+	const union MHD_DaemonInfo *di =
+		MHD_get_daemon_info(a->s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return srv_reply_json(a->c, 200,
+			      json_pack("{sI sI sI sI}", "long_polls", (json_int_t)waiters,
+					"connections", (json_int_t)(di ? di->num_connections : 0),
+					"trust_roots", (json_int_t)roots, "published_groups",
+					(json_int_t)heads));
+}
+
 /* ---- routing -------------------------------------------------------------------------------- */
 
 static enum MHD_Result route(struct admin_ctx *a, const char *path)
@@ -445,6 +464,8 @@ static enum MHD_Result route(struct admin_ctx *a, const char *path)
 		return srv_reply_json(a->c, 200,
 		                      json_pack("{ss ss}", "actor", a->actor, "role",
 		                                a->is_admin ? "admin" : "viewer"));
+	if (n == 1 && strcmp(seg[0], "stats") == 0 && get)
+		return stats(a);
 	if (n == 1 && strcmp(seg[0], "tokens") == 0 && post)
 		return token_create(a);
 	if (n == 1 && strcmp(seg[0], "groups") == 0) {

@@ -44,24 +44,24 @@ json_t *srv_event_json(const uint8_t *buf, size_t len)
 			break;
 		case CORRAL__EVENT__DETAIL_POLICY_REJECTED:
 			d = json_pack("{ss ss sI}", "reason", ev->policy_rejected->reason, "detail",
-				      ev->policy_rejected->detail, "version",
-				      (json_int_t)ev->policy_rejected->version);
+			              ev->policy_rejected->detail, "version",
+			              (json_int_t)ev->policy_rejected->version);
 			break;
 		case CORRAL__EVENT__DETAIL_HEARTBEAT:
 			d = json_pack("{sI si sI ss}", "policy_version",
-				      (json_int_t)ev->heartbeat->policy_version, "freshness",
-				      (int)ev->heartbeat->freshness, "trust_root_version",
-				      (json_int_t)ev->heartbeat->trust_root_version, "agent_version",
-				      ev->heartbeat->agent_version);
+			              (json_int_t)ev->heartbeat->policy_version, "freshness",
+			              (int)ev->heartbeat->freshness, "trust_root_version",
+			              (json_int_t)ev->heartbeat->trust_root_version,
+			              "agent_version", ev->heartbeat->agent_version);
 			break;
 		case CORRAL__EVENT__DETAIL_SESSION_EXIT:
 			d = json_pack("{si si sI}", "exit_status", ev->session_exit->exit_status,
-				      "term_signal", ev->session_exit->term_signal, "duration_ms",
-				      (json_int_t)ev->session_exit->duration_ms);
+			              "term_signal", ev->session_exit->term_signal, "duration_ms",
+			              (json_int_t)ev->session_exit->duration_ms);
 			break;
 		case CORRAL__EVENT__DETAIL_AGENT_HEALTH:
 			d = json_pack("{ss ss}", "state", ev->agent_health->state, "detail",
-				      ev->agent_health->detail);
+			              ev->agent_health->detail);
 			break;
 		default:
 			break;

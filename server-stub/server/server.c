@@ -496,6 +496,7 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	struct srv *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	_cleanup_free_ char *dbpath = NULL;
 	s->cfg = *cfg;
 	s->waiters.next = s->waiters.prev = &s->waiters;
 	pthread_mutex_init(&s->store_lock, NULL);
@@ -520,7 +521,6 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	                &s->ca, err, errlen);
 	if (r < 0)
 		goto fail;
-	_cleanup_free_ char *dbpath = NULL;
 	if (asprintf(&dbpath, "%s/server.db", cfg->data_dir) < 0) {
 		r = -ENOMEM;
 		goto fail;

@@ -48,6 +48,18 @@ static int exec(struct store_sqlite *s, const char *sql)
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
+/* Maps a finished step: duplicates are -EEXIST, other constraint failures -EINVAL. */
+static int step_result(int r)
+{
+	if (r == SQLITE_DONE)
+		return 0;
+	if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE)
+		return -EEXIST;
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
+		return -EINVAL;
+	return -EIO;
+}
+
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_TRANSIENT);
@@ -147,10 +159,7 @@ static int st_admin_token_add(struct srv_store *st, const char *id, const char *
 	sqlite3_bind_blob(q, 4, sha, SRV_SHA256_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 5, now);
 	bind_text(q, 6, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_admin_token_get(struct srv_store *st, const char *id, struct srv_admin_token *ret)
@@ -202,10 +211,7 @@ static int st_group_create(struct srv_store *st, const char *name, const char *b
 	bind_text(q, 1, name);
 	sqlite3_bind_int64(q, 2, now);
 	bind_text(q, 3, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_group_exists(struct srv_store *st, const char *name)
@@ -664,10 +670,8 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 	sqlite3_bind_int64(p, 2, (int64_t)version);
 	sqlite3_bind_int64(p, 3, now_ms);
 	bind_text(p, 4, by);
-	r = sqlite3_step(p);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EALREADY;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	r = step_result(sqlite3_step(p));
+	return r == -EEXIST ? -EALREADY : r;
 }
 
 static int st_group_head_version(struct srv_store *st, const char *group, uint64_t *ret)
@@ -870,10 +874,7 @@ static int st_trust_root_add(struct srv_store *st, uint64_t version, const uint8
 	sqlite3_bind_int64(q, 3, expires_at);
 	sqlite3_bind_int64(q, 4, now);
 	bind_text(q, 5, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void *userdata)

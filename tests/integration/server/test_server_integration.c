@@ -79,8 +79,8 @@ static int start_server(void)
 		if (util_read_file(log, 1 << 20, &text, &len) == 0) {
 			const char *p = strstr(text, "listening on https://127.0.0.1:");
 			if (p) {
-				g_port = (unsigned)strtoul(p + strlen("listening on https://127.0.0.1:"),
-							   NULL, 10);
+				g_port = (unsigned)strtoul(
+				        p + strlen("listening on https://127.0.0.1:"), NULL, 10);
 				return 0;
 			}
 		}
@@ -167,14 +167,17 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 /* One request. cert/key: client certificate files (NULL = none); bearer: admin token. */
 static int http(const char *method, const char *path, const void *body, size_t len,
-		const char *ctype, const struct device *dev, const char *bearer, struct res *out)
+                const char *ctype, const struct device *dev, const char *bearer, struct res *out)
 {
 	memset(out, 0, sizeof(*out));
 	char url[1024], ca[600], auth[400], ct[128];
 	snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", g_port, path);
 	snprintf(ca, sizeof(ca), "%s/data/ca.pem", g_dir);
 	CURL *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	/* Large bodies announce themselves (Expect: 100-continue) so that an early 413 is read
+	 * before the upload, as a device's libcurl does; small ones skip the round trip. */
+	struct curl_slist *h =
+	        curl_slist_append(NULL, len > 60000 ? "Expect: 100-continue" : "Expect:");
 	if (bearer) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
 		h = curl_slist_append(h, auth);
@@ -212,13 +215,13 @@ static int http(const char *method, const char *path, const void *body, size_t l
 
 /* Admin JSON call; returns the status, *ret the parsed body (may be NULL). */
 static long admin(const char *method, const char *path, const char *json, const char *bearer,
-		  json_t **ret)
+                  json_t **ret)
 {
 	struct res r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
-	if (http(method, full, json, json ? strlen(json) : 0, json ? "application/json" : NULL, NULL,
-		 bearer, &r) < 0)
+	if (http(method, full, json, json ? strlen(json) : 0, json ? "application/json" : NULL,
+	         NULL, bearer, &r) < 0)
 		return -1;
 	if (ret)
 		*ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
@@ -245,7 +248,7 @@ static char *enroll_token(const char *group, int uses, long long expires_at)
 {
 	char body[256];
 	snprintf(body, sizeof(body), "{\"group\":\"%s\",\"uses\":%d,\"expires_at\":%lld}", group,
-		 uses, expires_at);
+	         uses, expires_at);
 	json_t *j = NULL;
 	long s = admin("POST", "enroll-tokens", body, g_admin, &j);
 	char *t = s == 201 ? strdup(json_string_value(json_object_get(j, "token"))) : NULL;
@@ -292,7 +295,7 @@ static int make_csr(EVP_PKEY **ret_key, uint8_t **ret_der, size_t *ret_len)
 		return -ENOMEM;
 	X509_REQ_set_version(req, 0);
 	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"ignored-by-server", -1, -1, 0);
+	                           (const unsigned char *)"ignored-by-server", -1, -1, 0);
 	X509_REQ_set_pubkey(req, k);
 	X509_REQ_sign(req, k, EVP_sha256());
 	uint8_t *der = NULL;
@@ -309,7 +312,7 @@ static int make_csr(EVP_PKEY **ret_key, uint8_t **ret_der, size_t *ret_len)
 }
 
 static int pack_enroll(const char *token, const uint8_t *csr, size_t csr_len, uint8_t **ret,
-		       size_t *ret_len)
+                       size_t *ret_len)
 {
 	Corral__EnrollRequest rq = CORRAL__ENROLL_REQUEST__INIT;
 	rq.token = (char *)token;
@@ -324,7 +327,7 @@ static int pack_enroll(const char *token, const uint8_t *csr, size_t csr_len, ui
 
 /* Enrolls with `token`; on 200 fills *dev (files in the temp dir). Returns the HTTP status. */
 static long enroll(const char *token, const char *name, struct device *dev, char *reason,
-		   size_t reasonlen, Corral__EnrollResponse **ret_resp)
+                   size_t reasonlen, Corral__EnrollResponse **ret_resp)
 {
 	EVP_PKEY *k = NULL;
 	_cleanup_free_ uint8_t *csr = NULL, *body = NULL;
@@ -342,7 +345,7 @@ static long enroll(const char *token, const char *name, struct device *dev, char
 		snprintf(reason, reasonlen, "%s", r.reason);
 	if (status == 200) {
 		Corral__EnrollResponse *resp =
-			corral__enroll_response__unpack(NULL, r.len, (uint8_t *)r.body);
+		        corral__enroll_response__unpack(NULL, r.len, (uint8_t *)r.body);
 		if (!resp)
 			status = -2;
 		else {
@@ -351,7 +354,7 @@ static long enroll(const char *token, const char *name, struct device *dev, char
 			snprintf(dev->key, sizeof(dev->key), "%s/%s.key", g_dir, name);
 			write_pem_key(dev->key, k);
 			write_pem_cert_der(dev->crt, resp->certificate_der.data,
-					   resp->certificate_der.len);
+			                   resp->certificate_der.len);
 			if (ret_resp)
 				*ret_resp = resp;
 			else
@@ -366,25 +369,25 @@ static long enroll(const char *token, const char *name, struct device *dev, char
 /* ---- signed material ------------------------------------------------------------------------- */
 
 static int make_root(uint64_t version, struct trust_key *const *roots, size_t n_roots,
-		     struct trust_key *const *sign, size_t n_sign, uint8_t **ret, size_t *ret_len)
+                     struct trust_key *const *sign, size_t n_sign, uint8_t **ret, size_t *ret_len)
 {
 	struct trust_key *signers[2] = {g_signer1, g_signer2};
 	struct trust_root_spec spec = {
-		.version = version,
-		.issued_at = util_now_sec() - 10,
-		.expires_at = util_now_sec() + 86400 * 30,
-		.root_keys = roots,
-		.n_root_keys = n_roots,
-		.root_threshold = 1,
-		.signer_keys = signers,
-		.n_signer_keys = 2,
-		.signer_threshold = 2,
+	        .version = version,
+	        .issued_at = util_now_sec() - 10,
+	        .expires_at = util_now_sec() + 86400 * 30,
+	        .root_keys = roots,
+	        .n_root_keys = n_roots,
+	        .root_threshold = 1,
+	        .signer_keys = signers,
+	        .n_signer_keys = 2,
+	        .signer_threshold = 2,
 	};
 	return trust_root_sign(&spec, sign, n_sign, ret, ret_len);
 }
 
 static int make_bundle(uint64_t version, const char *const *groups, size_t n_groups,
-		       bool both_signers, const char *name, uint8_t **ret, size_t *ret_len)
+                       bool both_signers, const char *name, uint8_t **ret, size_t *ret_len)
 {
 	Corral__Profile prof = CORRAL__PROFILE__INIT;
 	prof.name = (char *)"default";
@@ -416,11 +419,11 @@ static int make_bundle(uint64_t version, const char *const *groups, size_t n_gro
 /* ---- device requests ------------------------------------------------------------------------- */
 
 static long poll_policy(const struct device *d, uint64_t have, uint64_t root, unsigned wait,
-			Corral__PolicyUpdate **ret, char *reason)
+                        Corral__PolicyUpdate **ret, char *reason)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/policy?have=%llu&root=%llu&wait=%u",
-		 (unsigned long long)have, (unsigned long long)root, wait);
+	         (unsigned long long)have, (unsigned long long)root, wait);
 	struct res r;
 	if (http("GET", path, NULL, 0, NULL, d, NULL, &r) < 0)
 		return -1;
@@ -429,7 +432,7 @@ static long poll_policy(const struct device *d, uint64_t have, uint64_t root, un
 		snprintf(reason, 128, "%s", r.reason);
 	if (ret)
 		*ret = s == 200 ? corral__policy_update__unpack(NULL, r.len, (uint8_t *)r.body)
-				: NULL;
+		                : NULL;
 	res_free(&r);
 	return s;
 }
@@ -448,12 +451,12 @@ static Corral__Event *mk_event(uint64_t seq, Corral__EventKind kind)
 
 /* Sends events with sequences [from, to] (list order) as one batch; returns status, ack. */
 static long report(const struct device *d, const char *claimed_id, const uint64_t *seqs, size_t n,
-		   Corral__Heartbeat *hb, uint64_t *ret_ack, struct res *ret_res)
+                   Corral__Heartbeat *hb, uint64_t *ret_ack, struct res *ret_res)
 {
 	Corral__Event **evs = calloc(n ? n : 1, sizeof(*evs));
 	for (size_t i = 0; i < n; i++) {
 		evs[i] = mk_event(seqs[i], hb && i == 0 ? CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT
-							: CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION);
+		                                        : CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION);
 		if (hb && i == 0) {
 			evs[i]->detail_case = CORRAL__EVENT__DETAIL_HEARTBEAT;
 			evs[i]->heartbeat = hb;
@@ -524,7 +527,8 @@ static int suite_cleanup(void)
 	return 0;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 static void test_first_start(void)
 {
@@ -554,21 +558,22 @@ static void test_first_start(void)
 static void test_admin_roles(void)
 {
 	json_t *j = NULL;
-	CU_ASSERT_EQUAL_FATAL(admin("POST", "tokens", "{\"role\":\"viewer\",\"name\":\"bob\"}",
-				    g_admin, &j),
-			      201);
+	CU_ASSERT_EQUAL_FATAL(
+	        admin("POST", "tokens", "{\"role\":\"viewer\",\"name\":\"bob\"}", g_admin, &j),
+	        201);
 	snprintf(g_viewer, sizeof(g_viewer), "%s", json_string_value(json_object_get(j, "token")));
 	json_decref(j);
 	CU_ASSERT_EQUAL(admin("GET", "groups", NULL, g_viewer, NULL), 200);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"nope\"}", g_viewer, NULL), 403);
-	CU_ASSERT_EQUAL(admin("POST", "tokens", "{\"role\":\"admin\",\"name\":\"x\"}", g_viewer, NULL),
-			403);
+	CU_ASSERT_EQUAL(
+	        admin("POST", "tokens", "{\"role\":\"admin\",\"name\":\"x\"}", g_viewer, NULL),
+	        403);
 	CU_ASSERT_EQUAL(admin("GET", "groups", NULL, NULL, NULL), 401);
 	CU_ASSERT_EQUAL(admin("GET", "groups", NULL, "garbage", NULL), 401);
 	/* Right id, wrong secret. */
 	char forged[256];
 	snprintf(forged, sizeof(forged), "%.17s%s", g_admin,
-		 "0000000000000000000000000000000000000000000000000000000000000000");
+	         "0000000000000000000000000000000000000000000000000000000000000000");
 	CU_ASSERT_EQUAL(admin("GET", "groups", NULL, forged, NULL), 401);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"canary\"}", g_admin, NULL), 201);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"prod\"}", g_admin, NULL), 201);
@@ -637,7 +642,8 @@ static void test_enroll_failures(void)
 {
 	char reason[128];
 	struct device d;
-	CU_ASSERT_EQUAL(enroll("0123456789abcdef.nope", "x", &d, reason, sizeof(reason), NULL), 401);
+	CU_ASSERT_EQUAL(enroll("0123456789abcdef.nope", "x", &d, reason, sizeof(reason), NULL),
+	                401);
 	CU_ASSERT_STRING_EQUAL(reason, "invalid-token");
 	CU_ASSERT_EQUAL(enroll("not-a-token", "x", &d, reason, sizeof(reason), NULL), 401);
 	_cleanup_free_ char *tok = enroll_token("canary", 1, util_now_sec() + 3600);
@@ -702,7 +708,7 @@ static void test_mtls_refusals(void)
 	X509_gmtime_adj(X509_getm_notBefore(x), -60);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)g_a.id, -1, -1, 0);
+	                           (const unsigned char *)g_a.id, -1, -1, 0);
 	X509_set_issuer_name(x, X509_get_subject_name(x));
 	X509_set_pubkey(x, dev_key);
 	X509_sign(x, ca_key, EVP_sha256());
@@ -740,6 +746,7 @@ static void test_mtls_refusals(void)
 struct poll_thread {
 	const struct device *dev;
 	uint64_t have;
+	uint64_t root; /* 0 means 1 */
 	long status;
 	uint64_t version_seen;
 	uint64_t done_ms;
@@ -749,14 +756,14 @@ static void *poll_main(void *arg)
 {
 	struct poll_thread *t = arg;
 	Corral__PolicyUpdate *up = NULL;
-	t->status = poll_policy(t->dev, t->have, 1, 20, &up, NULL);
+	t->status = poll_policy(t->dev, t->have, t->root ? t->root : 1, 20, &up, NULL);
 	t->done_ms = util_monotonic_ms();
 	if (up) {
-		Corral__SignedEnvelope *env = corral__signed_envelope__unpack(NULL, up->bundle.len,
-									      up->bundle.data);
-		Corral__PolicyBundle *b =
-			env ? corral__policy_bundle__unpack(NULL, env->payload.len, env->payload.data)
-			    : NULL;
+		Corral__SignedEnvelope *env =
+		        corral__signed_envelope__unpack(NULL, up->bundle.len, up->bundle.data);
+		Corral__PolicyBundle *b = env ? corral__policy_bundle__unpack(
+		                                        NULL, env->payload.len, env->payload.data)
+		                              : NULL;
 		t->version_seen = b ? b->version : 0;
 		if (b)
 			corral__policy_bundle__free_unpacked(b, NULL);
@@ -954,12 +961,12 @@ static void test_report_idempotent(void)
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "policy_version")), 3);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "freshness")), "fresh");
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "agent_version")),
-			       "0.1.0-test");
+	                       "0.1.0-test");
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "acked_seq")), 7);
 	CU_ASSERT(json_integer_value(json_object_get(j, "last_seen")) > 0);
-	CU_ASSERT_EQUAL(json_integer_value(json_object_get(
-				json_object_get(j, "features_enforced"), "landlock_abi")),
-			7);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "features_enforced"),
+	                                                   "landlock_abi")),
+	                7);
 	json_decref(j);
 	/* Filters: by kind. */
 	CU_ASSERT_EQUAL(admin("GET", "events?kind=6", NULL, g_viewer, &j), 200);
@@ -1018,7 +1025,8 @@ static void test_renew(void)
 	res_free(&r);
 	CU_ASSERT(http("POST", "/v1/renew", body, len, NULL, &g_a, NULL, &r) == 0);
 	CU_ASSERT_EQUAL_FATAL(r.status, 200);
-	Corral__RenewResponse *resp = corral__renew_response__unpack(NULL, r.len, (uint8_t *)r.body);
+	Corral__RenewResponse *resp =
+	        corral__renew_response__unpack(NULL, r.len, (uint8_t *)r.body);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
 	struct device n = g_a;
 	snprintf(n.crt, sizeof(n.crt), "%s/a2.crt", g_dir);
@@ -1099,7 +1107,7 @@ static void test_admin_cli(void)
 	json_decref(j);
 	free(out);
 	const char *et[] = {"enroll-token", "create", "--group", "prod", "--uses", "1",
-			    "--expires", "1h", NULL};
+	                    "--expires",    "1h",     NULL};
 	CU_ASSERT_EQUAL(run_admin(&out, et), 0);
 	struct device d;
 	if (out) {
@@ -1113,14 +1121,13 @@ static void test_audit(void)
 {
 	json_t *j = NULL;
 	CU_ASSERT_EQUAL_FATAL(admin("GET", "audit?limit=1000", NULL, g_viewer, &j), 200);
-	const char *want[] = {"token.create",	"group.create",	  "trust.publish",
-			      "enroll-token.create", "policy.publish", "device.revoke"};
+	const char *want[] = {"token.create",        "group.create",   "trust.publish",
+	                      "enroll-token.create", "policy.publish", "device.revoke"};
 	for (size_t w = 0; w < ELEMENTSOF(want); w++) {
 		bool found = false;
 		size_t i;
 		json_t *e;
-		json_array_foreach(j, i, e)
-		{
+		json_array_foreach (j, i, e) {
 			if (strcmp(json_string_value(json_object_get(e, "action")), want[w]) == 0 &&
 			    strlen(json_string_value(json_object_get(e, "actor"))) > 0 &&
 			    json_integer_value(json_object_get(e, "at_ms")) > 0)
@@ -1171,12 +1178,13 @@ static void test_trust_rotation(void)
 static void test_restart(void)
 {
 	/* A long-poll in flight during SIGTERM is answered (503), then the server exits 0. */
-	struct poll_thread t = {.dev = &g_a, .have = 100};
+	struct poll_thread t = {.dev = &g_a, .have = 100, .root = 2};
 	pthread_t th;
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, poll_main, &t) == 0);
 	usleep(300 * 1000);
 	CU_ASSERT_EQUAL(stop_server(), 0);
 	pthread_join(th, NULL);
+	printf("\n  in-flight poll at SIGTERM: %ld\n", t.status);
 	CU_ASSERT_EQUAL(t.status, 503);
 	CU_ASSERT_FATAL(start_server() == 0);
 	/* Everything survived: tokens, devices, certificates, published bundles, events. */
@@ -1193,30 +1201,30 @@ static void test_restart(void)
 }
 
 static const struct harness_test tests[] = {
-	{"first_start", test_first_start},
-	{"admin_roles", test_admin_roles},
-	{"trust_publish", test_trust_publish},
-	{"enroll_success", test_enroll_success},
-	{"enroll_failures", test_enroll_failures},
-	{"mtls_refusals", test_mtls_refusals},
-	{"longpoll_wakes", test_longpoll_wakes},
-	{"poll_timeout", test_poll_timeout},
-	{"cross_device", test_cross_device},
-	{"publish_refusals", test_publish_refusals},
-	{"promote", test_promote},
-	{"report_idempotent", test_report_idempotent},
-	{"report_limits", test_report_limits},
-	{"renew", test_renew},
-	{"admin_cli", test_admin_cli},
-	{"audit", test_audit},
-	{"trust_rotation", test_trust_rotation},
-	{"restart", test_restart},
-	{NULL, NULL},
+        {"first_start", test_first_start},
+        {"admin_roles", test_admin_roles},
+        {"trust_publish", test_trust_publish},
+        {"enroll_success", test_enroll_success},
+        {"enroll_failures", test_enroll_failures},
+        {"mtls_refusals", test_mtls_refusals},
+        {"longpoll_wakes", test_longpoll_wakes},
+        {"poll_timeout", test_poll_timeout},
+        {"cross_device", test_cross_device},
+        {"publish_refusals", test_publish_refusals},
+        {"promote", test_promote},
+        {"report_idempotent", test_report_idempotent},
+        {"report_limits", test_report_limits},
+        {"renew", test_renew},
+        {"admin_cli", test_admin_cli},
+        {"audit", test_audit},
+        {"trust_rotation", test_trust_rotation},
+        {"restart", test_restart},
+        {NULL, NULL},
 };
 
 static const struct harness_suite suites[] = {
-	{"server_integration", suite_init, suite_cleanup, tests},
-	{NULL, NULL, NULL, NULL},
+        {"server_integration", suite_init, suite_cleanup, tests},
+        {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -293,64 +293,98 @@ static json_t *device_json(sqlite3_stmt *q)
 	return o;
 }
 
+/* Finds (or adds) the entry for `group` in the overview's "groups" array. */
+static json_t *overview_group(json_t *groups, const char *group, int64_t head)
+{
+	size_t i;
+	json_t *g;
+	json_array_foreach (groups, i, g) {
+		if (strcmp(json_string_value(json_object_get(g, "group")), group) == 0)
+			return g;
+	}
+	g = json_pack("{ss sI s[] sI}", "group", group, "head_version", (json_int_t)head,
+	              "versions", "devices", (json_int_t)0);
+	if (g)
+		json_array_append_new(groups, g);
+	return g;
+}
+
+static void add_count(json_t *o, const char *key, int64_t n)
+{
+	json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + n));
+}
+
 static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, json_t **ret)
 {
-	_cleanup_stmt_ sqlite3_stmt *q = NULL, *g = NULL, *dg = NULL;
-	int r = prep(st, "SELECT state, count(*) FROM (" DEVICE_STATE_SQL ") GROUP BY state", &q);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(q, 1, now);
-	sqlite3_bind_int64(q, 2, not_seen_sec);
-	json_t *out = json_pack("{s{si si si si si si si si} so so si}", "states", "compliant", 0,
-	                        "degraded", 0, "out-of-date", 0, "stale", 0, "failing", 0,
-	                        "pending", 0, "not-seen", 0, "revoked", 0, "groups", json_array(),
-	                        "degraded", json_array(), "degraded_total", 0);
+	_cleanup_stmt_ sqlite3_stmt *g = NULL, *q = NULL, *dg = NULL;
+	json_t *out = json_pack("{s{si si si si si si si si} s[] s[] si si}", "states", "compliant",
+	                        0, "degraded", 0, "out-of-date", 0, "stale", 0, "failing", 0,
+	                        "pending", 0, "not-seen", 0, "revoked", 0, "groups", "degraded",
+	                        "degraded_total", 0, "devices_total", 0);
 	if (!out)
 		return -ENOMEM;
-	json_t *states = json_object_get(out, "states");
-	int64_t total = 0;
+	json_t *states = json_object_get(out, "states"), *groups = json_object_get(out, "groups");
+	/* Every group, with its newest version, even without devices (groups are few). */
+	int r = prep(st,
+	             "SELECT name, coalesce((SELECT max(version) FROM publications p WHERE "
+	             "p.group_name = g.name), 0) FROM groups g ORDER BY name",
+	             &g);
+	if (r < 0)
+		goto fail;
+	while ((r = sqlite3_step(g)) == SQLITE_ROW)
+		if (!overview_group(groups, col_text(g, 0), sqlite3_column_int64(g, 1)))
+			goto fail;
+	if (r != SQLITE_DONE)
+		goto fail;
+	/* One pass over the devices gives the states, the per-group version distribution
+	 * (revoked devices left out) and the number of degraded devices. */
+	if ((r = prep(st,
+	              "SELECT state, group_name, policy_version, head, revoked_at IS NULL AND "
+	              "features_requested <> features_enforced, count(*) FROM (" DEVICE_STATE_SQL
+	              ") GROUP BY 1, 2, 3, 4, 5",
+	              &q)) < 0)
+		goto fail;
+	sqlite3_bind_int64(q, 1, now);
+	sqlite3_bind_int64(q, 2, not_seen_sec);
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-		total += sqlite3_column_int64(q, 1);
-		json_object_set_new(states, col_text(q, 0),
-		                    json_integer(sqlite3_column_int64(q, 1)));
-	}
-	json_object_set_new(out, "devices_total", json_integer(total));
-	if (r != SQLITE_DONE)
-		goto fail;
-	/* Policy version distribution per group (groups without devices too). */
-	if ((r = prep(st,
-	              "SELECT g.name, coalesce((SELECT max(version) FROM publications p WHERE "
-	              "p.group_name = g.name), 0), d.policy_version, count(d.id) FROM groups g "
-	              "LEFT JOIN devices d ON d.group_name = g.name AND d.revoked_at IS NULL "
-	              "GROUP BY g.name, d.policy_version ORDER BY g.name, d.policy_version",
-	              &g)) < 0)
-		goto fail;
-	json_t *groups = json_object_get(out, "groups"), *cur = NULL;
-	while ((r = sqlite3_step(g)) == SQLITE_ROW) {
-		const char *name = col_text(g, 0);
-		if (!cur || strcmp(json_string_value(json_object_get(cur, "group")), name) != 0) {
-			cur = json_pack("{ss sI s[] sI}", "group", name, "head_version",
-			                sqlite3_column_int64(g, 1), "versions", "devices",
-			                (json_int_t)0);
-			if (!cur)
-				goto fail;
-			json_array_append_new(groups, cur);
-		}
-		int64_t n = sqlite3_column_int64(g, 3);
-		if (n == 0)
+		const char *state = col_text(q, 0);
+		int64_t version = sqlite3_column_int64(q, 2), n = sqlite3_column_int64(q, 5);
+		add_count(states, state, n);
+		add_count(out, "devices_total", n);
+		if (sqlite3_column_int(q, 4))
+			add_count(out, "degraded_total", n);
+		if (strcmp(state, "revoked") == 0)
 			continue;
-		json_array_append_new(
-		        json_object_get(cur, "versions"),
-		        json_pack("{sI sI}", "version", sqlite3_column_int64(g, 2), "devices", n));
-		json_object_set_new(
-		        cur, "devices",
-		        json_integer(json_integer_value(json_object_get(cur, "devices")) + n));
+		json_t *grp = overview_group(groups, col_text(q, 1), sqlite3_column_int64(q, 3));
+		if (!grp)
+			goto fail;
+		add_count(grp, "devices", n);
+		json_t *vers = json_object_get(grp, "versions"), *v = NULL;
+		size_t i;
+		json_array_foreach (vers, i, v) {
+			if (json_integer_value(json_object_get(v, "version")) == version)
+				break;
+		}
+		if (i < json_array_size(vers))
+			add_count(v, "devices", n);
+		else {
+			/* Keep versions ascending. */
+			size_t at = 0;
+			while (at < json_array_size(vers) &&
+			       json_integer_value(json_object_get(json_array_get(vers, at),
+			                                          "version")) < version)
+				at++;
+			json_array_insert_new(vers, at,
+			                      json_pack("{sI sI}", "version", (json_int_t)version,
+			                                "devices", (json_int_t)n));
+		}
 	}
 	if (r != SQLITE_DONE)
 		goto fail;
-	/* Devices enforcing less than they asked for, whatever their state. */
+	/* The first few devices enforcing less than they asked for, in id order: the unique
+	 * index on device_id lets this stop after DEGRADED_LIST matches. */
 	if ((r = prep(st,
-	              "SELECT *, count(*) OVER () FROM (" DEVICE_STATE_SQL
+	              "SELECT * FROM (" DEVICE_STATE_SQL
 	              ") WHERE revoked_at IS NULL AND features_requested <> features_enforced "
 	              "ORDER BY device_id LIMIT ?3",
 	              &dg)) < 0)
@@ -359,11 +393,8 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 	sqlite3_bind_int64(dg, 2, not_seen_sec);
 	sqlite3_bind_int(dg, 3, DEGRADED_LIST);
 	json_t *deg = json_object_get(out, "degraded");
-	while ((r = sqlite3_step(dg)) == SQLITE_ROW) {
-		json_object_set_new(out, "degraded_total",
-		                    json_integer(sqlite3_column_int64(dg, DC_STATE + 1)));
+	while ((r = sqlite3_step(dg)) == SQLITE_ROW)
 		json_array_append_new(deg, device_json(dg));
-	}
 	if (r != SQLITE_DONE)
 		goto fail;
 	*ret = out;

@@ -486,6 +486,12 @@ static void test_browser_e2e(void)
 	printf("console screenshots: %s\n", artifacts);
 }
 
+/* Stops the server: a clean exit 0 (also no sanitizer report in an ASan build). */
+static void test_server_clean_exit(void)
+{
+	CU_ASSERT_EQUAL(fleet_server_stop(&g_f), 0);
+}
+
 static const struct harness_test tests[] = {
         {"assets_and_headers", test_assets_and_headers},
         {"auth_required", test_auth_required},
@@ -501,6 +507,7 @@ static const struct harness_test tests[] = {
         {"metrics", test_metrics},
         /* Last: it revokes a device and promotes canary to prod. */
         {"browser_e2e", test_browser_e2e},
+        {"server_clean_exit", test_server_clean_exit},
         {NULL, NULL},
 };
 

@@ -20,6 +20,9 @@
 #include <string.h>
 
 #define SYNC_CHUNK       5000
+/* Per call: the store lock is held meanwhile, so a backlog is folded in over several
+ * requests rather than stalling device reports for seconds. */
+#define SYNC_MAX_ROWS    (4 * SYNC_CHUNK)
 #define DEGRADED_LIST    20
 #define HOUR_MS          3600000LL
 #define SESSION_SCAN_MAX 5000
@@ -186,13 +189,13 @@ static int c_sync(struct srv_store *st)
 		sync_stmts_free(&s);
 		return r;
 	}
-	int added = 0, rows = 0;
+	int done = 0, rows = 0;
 	r = st->ops->begin(st);
 	while (r >= 0) {
 		r = sync_chunk(st, &s, &rows);
 		if (r >= 0)
-			added += r;
-		if (r < 0 || rows < SYNC_CHUNK)
+			done += rows;
+		if (r < 0 || rows < SYNC_CHUNK || done >= SYNC_MAX_ROWS)
 			break;
 	}
 	sync_stmts_free(&s);
@@ -202,7 +205,7 @@ static int c_sync(struct srv_store *st)
 		st->ops->rollback(st);
 		return r;
 	}
-	return added;
+	return done;
 }
 
 /* ---- devices ------------------------------------------------------------------------------ */

@@ -216,6 +216,22 @@ int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const u
 	return 0;
 }
 
+void srv_poll_revoke(struct srv *s, const char *device_id)
+{
+	pthread_mutex_lock(&s->poll_lock);
+	struct srv_waiter *w = s->waiters.next;
+	while (w != &s->waiters) {
+		struct srv_waiter *next = w->next;
+		if (strcmp(w->device_id, device_id) == 0) {
+			w->revoked = true;
+			poll_unlink_locked(s, w);
+			MHD_resume_connection(w->conn);
+		}
+		w = next;
+	}
+	pthread_mutex_unlock(&s->poll_lock);
+}
+
 int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, size_t len)
 {
 	uint8_t *copy = malloc(len ? len : 1);

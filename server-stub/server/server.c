@@ -579,6 +579,9 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+	        /* Requests are small (bodies are copied out as they arrive), so a 16 KiB pool per
+	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
+	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 	        /* Only with more than one thread: a pool of one is refused with a warning. */
 	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,

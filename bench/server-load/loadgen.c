@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,6 +473,21 @@ static void *publisher(void *arg)
 	return NULL;
 }
 
+/* Connections whose TLS handshake is done and whose request is on its way (PREREQFUNCTION). */
+static unsigned g_established;
+
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip, int primary_port,
+                     int local_port)
+{
+	(void)clientp;
+	(void)conn_primary_ip;
+	(void)conn_local_ip;
+	(void)primary_port;
+	(void)local_port;
+	g_established++;
+	return CURL_PREREQFUNC_OK;
+}
+
 static struct xfer *poll_start(struct dev *d, unsigned wait)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
@@ -481,6 +497,7 @@ static struct xfer *poll_start(struct dev *d, unsigned wait)
 	snprintf(path, sizeof(path), "/v1/policy?have=0&root=1&wait=%u", wait);
 	CURL *c = easy_new(path, x);
 	use_device_cert(c, d);
+	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
 	return x;
 }
 
@@ -488,12 +505,19 @@ static void longpoll_publish(void)
 {
 	CURLM *m = multi_new();
 	uint64_t t0 = util_monotonic_ms();
-	for (unsigned i = 0; i < opt_devices; i++)
-		curl_multi_add_handle(m, poll_start(&g_devs[i], 300)->easy);
+	/* Open the long-polls with at most 128 TLS handshakes in flight, as a fleet reconnecting
+	 * after a server restart would (devices back off and jitter). */
+	unsigned started = 0;
 	pthread_t th;
-	pthread_create(&th, NULL, publisher, NULL);
+	bool publisher_started = false;
 	unsigned got = 0, errors = 0;
 	while (got + errors < opt_devices) {
+		while (started < opt_devices && started - g_established < 128)
+			curl_multi_add_handle(m, poll_start(&g_devs[started++], 300)->easy);
+		if (started == opt_devices && !publisher_started) {
+			pthread_create(&th, NULL, publisher, NULL);
+			publisher_started = true;
+		}
 		drive(m);
 		CURLMsg *msg;
 		int left;
@@ -523,7 +547,8 @@ static void longpoll_publish(void)
 			xfer_free(x);
 		}
 	}
-	pthread_join(th, NULL);
+	if (publisher_started)
+		pthread_join(th, NULL);
 	curl_multi_cleanup(m);
 	uint64_t *lat = calloc(opt_devices, sizeof(*lat));
 	size_t n = 0;
@@ -729,6 +754,7 @@ int main(int argc, char **argv)
 		die("cannot read the token file");
 	tok[strcspn(tok, "\r\n")] = '\0';
 	snprintf(g_admin_token, sizeof(g_admin_token), "%s", tok);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	g_devs = calloc(opt_devices, sizeof(*g_devs));
 	setup();

@@ -82,6 +82,15 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 	return 0;
 }
 
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret)
+{
+	if (strcmp(url, "/v1/renew") != 0 && strcmp(url, "/v1/policy") != 0 &&
+	    strcmp(url, "/v1/report") != 0)
+		return 0;
+	return authenticate(s, c, req, ret);
+}
+
 /* ---- POST /v1/enroll ---------------------------------------------------------------------- */
 
 static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, struct srv_req *req)

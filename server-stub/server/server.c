@@ -378,8 +378,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		uint64_t announced = 0;
 		if (cl && (util_parse_u64(cl, &announced) < 0 || announced > req->max)) {
 			req->too_large = true;
+			req->handled_once = true;
 			return srv_reply_error(c, 413, "too-large", "request body over the limit");
 		}
+		/* Authenticate from the headers before a single body byte is buffered. */
+		enum MHD_Result ret = MHD_YES;
+		int r = 0;
+		if (util_startswith(url, "/v1/"))
+			r = srv_device_preauth(s, c, req, url, &ret);
+		else if (util_startswith(url, "/api/v1/"))
+			r = srv_admin_preauth(s, c, req, &ret);
+		if (r < 0) {
+			req->handled_once = true;
+			return ret;
+		}
+		return MHD_YES;
+	}
+	if (req->handled_once) {
+		/* Already answered (refused early): drop whatever body still arrives. */
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -411,8 +428,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (req->too_large) {
-		if (req->handled_once)
-			return MHD_YES;
 		req->handled_once = true;
 		return srv_reply_error(c, 413, "too-large", "request body over the limit");
 	}
@@ -430,7 +445,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct srv_req *req = *con_cls;
 	if (!req)
 		return;
-	srv_poll_remove(s, &req->waiter);
+	/* A waiter is listed only while its connection is suspended, and a suspended connection
+	 * does not complete (shutdown resumes every one first); the check keeps poll_lock out of
+	 * libmicrohttpd's completion path. */
+	if (req->waiter.listed)
+		srv_poll_remove(s, &req->waiter);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;

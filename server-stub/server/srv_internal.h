@@ -74,6 +74,10 @@ struct srv_req {
 	size_t len, cap, max;
 	bool too_large;
 	bool handled_once;
+	/* admin endpoints: authenticated from the headers, before any body is read */
+	bool admin_authed;
+	bool is_admin;
+	char actor[SRV_ID_MAX + 24];
 	/* device endpoints */
 	bool authed;
 	struct srv_device dev;
@@ -94,6 +98,16 @@ enum MHD_Result srv_reply_json(struct MHD_Connection *c, unsigned status, json_t
 /* JSON error {"error": reason, "detail": detail}. */
 enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status, const char *reason,
                                      const char *detail);
+
+/*
+ * Authentication from the headers alone, on the first call for a request, so that nobody
+ * unauthenticated can make the server buffer a body. Return 0 to go on, or -1 after queueing
+ * the refusal into *ret.
+ */
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret);
+int srv_admin_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                      enum MHD_Result *ret);
 
 /* Device API (device.c). url starts with "/v1/". */
 enum MHD_Result srv_device_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,

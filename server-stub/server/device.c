@@ -82,6 +82,15 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 	return 0;
 }
 
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret)
+{
+	if (strcmp(url, "/v1/renew") != 0 && strcmp(url, "/v1/policy") != 0 &&
+	    strcmp(url, "/v1/report") != 0)
+		return 0;
+	return authenticate(s, c, req, ret);
+}
+
 /* ---- POST /v1/enroll ---------------------------------------------------------------------- */
 
 static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
@@ -285,14 +294,16 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		req->poll_started = true;
 		req->waiter.conn = c;
 		snprintf(req->waiter.group, sizeof(req->waiter.group), "%s", req->dev.group);
+		snprintf(req->waiter.device_id, sizeof(req->waiter.device_id), "%s",
+		         req->dev.device_id);
 		req->waiter.deadline_ms = util_monotonic_ms() + wait * 1000;
 	} else {
-		/* Resumed by a publish, a trust root or the timer: re-check revocation first. */
-		struct srv_device d;
-		pthread_mutex_lock(&s->store_lock);
-		r = s->store->ops->device_get(s->store, req->dev.device_id, &d);
-		pthread_mutex_unlock(&s->store_lock);
-		if (r < 0 || d.revoked)
+		/* Resumed by a publish, a trust root, the timer or a revocation. Revocation marks
+		 * the waiter (srv_poll_revoke), so a wake-up needs no database round trip. */
+		pthread_mutex_lock(&s->poll_lock);
+		bool revoked = req->waiter.revoked;
+		pthread_mutex_unlock(&s->poll_lock);
+		if (revoked)
 			return srv_reply_error(c, 403, "revoked", "this device has been revoked");
 	}
 	pthread_mutex_lock(&s->poll_lock);

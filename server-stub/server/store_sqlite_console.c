@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNC_CHUNK       5000
+#define SYNC_CHUNK 5000
 /* Per call: the store lock is held meanwhile, so a backlog is folded in over several
  * requests rather than stalling device reports for seconds. */
 #define SYNC_MAX_ROWS    (4 * SYNC_CHUNK)
@@ -296,38 +296,91 @@ static json_t *device_json(sqlite3_stmt *q)
 	return o;
 }
 
-/* Finds (or adds) the entry for `group` in the overview's "groups" array. */
-static json_t *overview_group(json_t *groups, const char *group, int64_t head)
+/* Per-group tallies of the overview, in plain arrays (groups and versions are few). */
+struct ov_version {
+	int64_t version, n;
+};
+
+struct ov_group {
+	char name[SRV_ID_MAX];
+	int64_t head, devices;
+	struct ov_version *v;
+	size_t nv;
+};
+
+struct ov_groups {
+	struct ov_group *g;
+	size_t n;
+};
+
+static void ov_groups_free(struct ov_groups *gs)
 {
-	size_t i;
-	json_t *g;
-	json_array_foreach (groups, i, g) {
-		if (strcmp(json_string_value(json_object_get(g, "group")), group) == 0)
-			return g;
-	}
-	g = json_pack("{ss sI s[] sI}", "group", group, "head_version", (json_int_t)head,
-	              "versions", "devices", (json_int_t)0);
-	if (g)
-		json_array_append_new(groups, g);
+	for (size_t i = 0; i < gs->n; i++)
+		free(gs->g[i].v);
+	free(gs->g);
+}
+
+static struct ov_group *ov_group(struct ov_groups *gs, const char *name, int64_t head)
+{
+	for (size_t i = 0; i < gs->n; i++)
+		if (strcmp(gs->g[i].name, name) == 0)
+			return &gs->g[i];
+	struct ov_group *ng = realloc(gs->g, (gs->n + 1) * sizeof(*ng));
+	if (!ng)
+		return NULL;
+	gs->g = ng;
+	struct ov_group *g = &gs->g[gs->n++];
+	memset(g, 0, sizeof(*g));
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	g->head = head;
 	return g;
 }
 
-static void add_count(json_t *o, const char *key, int64_t n)
+static int ov_count(struct ov_group *g, int64_t version)
 {
-	json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + n));
+	size_t i = 0;
+	while (i < g->nv && g->v[i].version < version)
+		i++;
+	if (i == g->nv || g->v[i].version != version) {
+		/* Insert, keeping versions ascending. */
+		struct ov_version *nv = realloc(g->v, (g->nv + 1) * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		g->v = nv;
+		memmove(&g->v[i + 1], &g->v[i], (g->nv - i) * sizeof(*nv));
+		g->v[i] = (struct ov_version){version, 0};
+		g->nv++;
+	}
+	g->v[i].n++;
+	g->devices++;
+	return 0;
 }
+
+/* Device states, in the order DEVICE_STATE_SQL's CASE tests them (keep the two in step). */
+enum ov_state {
+	OV_REVOKED,
+	OV_NOT_SEEN,
+	OV_PENDING,
+	OV_FAILING,
+	OV_STALE,
+	OV_OUT_OF_DATE,
+	OV_DEGRADED,
+	OV_COMPLIANT,
+	OV_STATES,
+};
+
+static const char *const ov_state_names[OV_STATES] = {
+        "revoked", "not-seen",    "pending",  "failing",
+        "stale",   "out-of-date", "degraded", "compliant",
+};
 
 static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *g = NULL, *q = NULL, *dg = NULL;
-	json_t *out = json_pack("{s{si si si si si si si si} s[] s[] si si}", "states", "compliant",
-	                        0, "degraded", 0, "out-of-date", 0, "stale", 0, "failing", 0,
-	                        "pending", 0, "not-seen", 0, "revoked", 0, "groups", "degraded",
-	                        "degraded_total", 0, "devices_total", 0);
-	if (!out)
-		return -ENOMEM;
-	json_t *states = json_object_get(out, "states"), *groups = json_object_get(out, "groups");
-	/* Every group, with its newest version, even without devices (groups are few). */
+	struct ov_groups gs = {0};
+	int64_t counts[OV_STATES] = {0}, total = 0, degraded = 0;
+	json_t *out = NULL;
+	/* Every group with its newest version, even without devices. */
 	int r = prep(st,
 	             "SELECT name, coalesce((SELECT max(version) FROM publications p WHERE "
 	             "p.group_name = g.name), 0) FROM groups g ORDER BY name",
@@ -335,55 +388,79 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 	if (r < 0)
 		goto fail;
 	while ((r = sqlite3_step(g)) == SQLITE_ROW)
-		if (!overview_group(groups, col_text(g, 0), sqlite3_column_int64(g, 1)))
+		if (!ov_group(&gs, col_text(g, 0), sqlite3_column_int64(g, 1))) {
+			r = -ENOMEM;
 			goto fail;
+		}
 	if (r != SQLITE_DONE)
 		goto fail;
-	/* One pass over the devices gives the states, the per-group version distribution
-	 * (revoked devices left out) and the number of degraded devices. */
+	/*
+	 * One plain scan of the devices, classified here rather than with a CASE and GROUP BY
+	 * in SQL: at 10,000 devices the sort behind GROUP BY costs several times the scan.
+	 */
 	if ((r = prep(st,
-	              "SELECT state, group_name, policy_version, head, revoked_at IS NULL AND "
-	              "features_requested <> features_enforced, count(*) FROM (" DEVICE_STATE_SQL
-	              ") GROUP BY 1, 2, 3, 4, 5",
+	              "SELECT d.group_name, d.policy_version, d.revoked_at IS NOT NULL, "
+	              "max(d.last_seen, d.enrolled_at) < ?1 - ?2, d.heartbeat_at = 0, "
+	              "coalesce(c.reject_version, 0) > d.policy_version, d.freshness = 2, "
+	              "d.features_requested <> d.features_enforced "
+	              "FROM devices d LEFT JOIN console_devices c ON c.device = d.id",
 	              &q)) < 0)
 		goto fail;
 	sqlite3_bind_int64(q, 1, now);
 	sqlite3_bind_int64(q, 2, not_seen_sec);
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *state = col_text(q, 0);
-		int64_t version = sqlite3_column_int64(q, 2), n = sqlite3_column_int64(q, 5);
-		add_count(states, state, n);
-		add_count(out, "devices_total", n);
-		if (sqlite3_column_int(q, 4))
-			add_count(out, "degraded_total", n);
-		if (strcmp(state, "revoked") == 0)
-			continue;
-		json_t *grp = overview_group(groups, col_text(q, 1), sqlite3_column_int64(q, 3));
-		if (!grp)
+		struct ov_group *grp = ov_group(&gs, col_text(q, 0), 0);
+		if (!grp) {
+			r = -ENOMEM;
 			goto fail;
-		add_count(grp, "devices", n);
-		json_t *vers = json_object_get(grp, "versions"), *v = NULL;
-		size_t i;
-		json_array_foreach (vers, i, v) {
-			if (json_integer_value(json_object_get(v, "version")) == version)
-				break;
 		}
-		if (i < json_array_size(vers))
-			add_count(v, "devices", n);
-		else {
-			/* Keep versions ascending. */
-			size_t at = 0;
-			while (at < json_array_size(vers) &&
-			       json_integer_value(json_object_get(json_array_get(vers, at),
-			                                          "version")) < version)
-				at++;
-			json_array_insert_new(vers, at,
-			                      json_pack("{sI sI}", "version", (json_int_t)version,
-			                                "devices", (json_int_t)n));
-		}
+		int64_t version = sqlite3_column_int64(q, 1);
+		bool revoked = sqlite3_column_int(q, 2), deg = sqlite3_column_int(q, 7);
+		enum ov_state state = revoked                    ? OV_REVOKED
+		                      : sqlite3_column_int(q, 3) ? OV_NOT_SEEN
+		                      : sqlite3_column_int(q, 4) ? OV_PENDING
+		                      : sqlite3_column_int(q, 5) ? OV_FAILING
+		                      : sqlite3_column_int(q, 6) ? OV_STALE
+		                      : version < grp->head      ? OV_OUT_OF_DATE
+		                      : deg                      ? OV_DEGRADED
+		                                                 : OV_COMPLIANT;
+		counts[state]++;
+		total++;
+		if (revoked)
+			continue;
+		if (deg)
+			degraded++;
+		if ((r = ov_count(grp, version)) < 0)
+			goto fail;
 	}
 	if (r != SQLITE_DONE)
 		goto fail;
+	out = json_pack("{so s[] s[] sI sI}", "states", json_object(), "groups", "degraded",
+	                "degraded_total", (json_int_t)degraded, "devices_total", (json_int_t)total);
+	if (!out) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	json_t *states = json_object_get(out, "states"), *groups = json_object_get(out, "groups");
+	/* Fixed order, for readers that show them in the order received. */
+	static const enum ov_state order[OV_STATES] = {OV_COMPLIANT, OV_DEGRADED, OV_OUT_OF_DATE,
+	                                               OV_STALE,     OV_FAILING,  OV_PENDING,
+	                                               OV_NOT_SEEN,  OV_REVOKED};
+	for (size_t i = 0; i < OV_STATES; i++)
+		json_object_set_new(states, ov_state_names[order[i]],
+		                    json_integer(counts[order[i]]));
+	for (size_t i = 0; i < gs.n; i++) {
+		json_t *vers = json_array();
+		for (size_t k = 0; k < gs.g[i].nv; k++)
+			json_array_append_new(vers,
+			                      json_pack("{sI sI}", "version",
+			                                (json_int_t)gs.g[i].v[k].version, "devices",
+			                                (json_int_t)gs.g[i].v[k].n));
+		json_array_append_new(groups, json_pack("{ss sI so sI}", "group", gs.g[i].name,
+		                                        "head_version", (json_int_t)gs.g[i].head,
+		                                        "versions", vers, "devices",
+		                                        (json_int_t)gs.g[i].devices));
+	}
 	/* The first few devices enforcing less than they asked for, in id order: the unique
 	 * index on device_id lets this stop after DEGRADED_LIST matches. */
 	if ((r = prep(st,
@@ -400,9 +477,11 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 		json_array_append_new(deg, device_json(dg));
 	if (r != SQLITE_DONE)
 		goto fail;
+	ov_groups_free(&gs);
 	*ret = out;
 	return 0;
 fail:
+	ov_groups_free(&gs);
 	json_decref(out);
 	return r < 0 ? r : -EIO;
 }

@@ -570,6 +570,16 @@ static void longpoll_publish(void)
 	       (unsigned long long)lat[(n * 99 + 99) / 100 - 1], (unsigned long long)lat[n - 1]);
 	printf("server CPU from publish to the last answer: %ld ms (%.1f us per device)\n",
 	       wake_cpu, wake_cpu * 1000.0 / (double)n);
+	char *resp = NULL;
+	if (admin_json("GET", "stats", NULL, &resp) == 200) {
+		json_t *j = json_loads(resp, 0, NULL);
+		printf("server-side fan-out (wake-up -> last long-poll answered): %lld ms for %lld "
+		       "devices\n",
+		       (long long)json_integer_value(json_object_get(j, "last_fanout_ms")),
+		       (long long)json_integer_value(json_object_get(j, "last_fanout_devices")));
+		json_decref(j);
+	}
+	free(resp);
 	printf("server RSS now %ld kB, peak %ld kB\n", rss_kb("VmRSS:"), rss_kb("VmHWM:"));
 	free(lat);
 }

@@ -436,9 +436,12 @@ static enum MHD_Result trust_list(struct admin_ctx *a)
 /* Live counters for operators and the load generator. */
 static enum MHD_Result stats(struct admin_ctx *a)
 {
-	size_t waiters, roots, heads = 0;
+	size_t waiters, roots, heads = 0, fan_n;
+	uint64_t fan_ms;
 	pthread_mutex_lock(&a->s->poll_lock);
 	waiters = a->s->n_waiters;
+	fan_ms = a->s->fanout_last_ms;
+	fan_n = a->s->fanout_last_n;
 	roots = a->s->n_roots;
 	for (const struct srv_group_head *h = a->s->heads; h; h = h->next)
 		heads++;
@@ -446,10 +449,11 @@ static enum MHD_Result stats(struct admin_ctx *a)
 	const union MHD_DaemonInfo *di =
 	        MHD_get_daemon_info(a->s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	return srv_reply_json(a->c, 200,
-	                      json_pack("{sI sI sI sI}", "long_polls", (json_int_t)waiters,
-	                                "connections", (json_int_t)(di ? di->num_connections : 0),
-	                                "trust_roots", (json_int_t)roots, "published_groups",
-	                                (json_int_t)heads));
+	                      json_pack("{sI sI sI sI sI sI}", "last_fanout_ms", (json_int_t)fan_ms,
+	                                "last_fanout_devices", (json_int_t)fan_n, "long_polls",
+	                                (json_int_t)waiters, "connections",
+	                                (json_int_t)(di ? di->num_connections : 0), "trust_roots",
+	                                (json_int_t)roots, "published_groups", (json_int_t)heads));
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */

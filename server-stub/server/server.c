@@ -173,14 +173,32 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w)
  * resuming means a waiter is resumed exactly once. */
 static void wake_locked(struct srv *s, const char *group)
 {
+	size_t n = 0;
 	struct srv_waiter *w = s->waiters.next;
 	while (w != &s->waiters) {
 		struct srv_waiter *next = w->next;
 		if (!group || strcmp(w->group, group) == 0) {
 			poll_unlink_locked(s, w);
+			w->woken = true;
+			n++;
 			MHD_resume_connection(w->conn);
 		}
 		w = next;
+	}
+	if (n && s->fanout_pending == 0) {
+		s->fanout_start_ms = util_monotonic_ms();
+		s->fanout_last_n = 0;
+	}
+	s->fanout_pending += n;
+	s->fanout_last_n += n;
+}
+
+void srv_poll_answered_locked(struct srv *s, struct srv_waiter *w)
+{
+	if (w->woken && s->fanout_pending > 0) {
+		w->woken = false;
+		if (--s->fanout_pending == 0)
+			s->fanout_last_ms = util_monotonic_ms() - s->fanout_start_ms;
 	}
 }
 
@@ -603,9 +621,9 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
-	        /* Requests are small (bodies are copied out as they arrive), so a 16 KiB pool per
+	        /* Requests are small (bodies are copied out as they arrive), so an 8 KiB pool per
 	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
-	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
+	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 	        /* Only with more than one thread: a pool of one is refused with a warning. */
 	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,

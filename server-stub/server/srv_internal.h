@@ -39,6 +39,7 @@ struct srv_waiter {
 	uint64_t deadline_ms; /* monotonic */
 	bool listed;
 	bool revoked; /* set (under poll_lock) when an admin revoked the device meanwhile */
+	bool woken;   /* resumed by a publish or trust root (counted in the fan-out figure) */
 };
 
 struct srv_rate;
@@ -60,6 +61,11 @@ struct srv {
 	size_t n_roots;
 	bool shutting_down;
 	bool stopped;
+	/* Fan-out of the last publish: from the wake-up to the last woken long-poll answered. */
+	uint64_t fanout_start_ms;
+	size_t fanout_pending;
+	uint64_t fanout_last_ms;
+	size_t fanout_last_n;
 
 	pthread_t timer;
 	bool timer_running;
@@ -122,6 +128,8 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w);
 /* Installs a new head for `group` (copying the envelope) and wakes its waiters. */
 int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const uint8_t *env,
                      size_t len);
+/* A long-poll woken by a publish has been dealt with (fan-out accounting). Holds poll_lock. */
+void srv_poll_answered_locked(struct srv *s, struct srv_waiter *w);
 /* Marks and wakes the long-polls of a device that was just revoked (answered 403). */
 void srv_poll_revoke(struct srv *s, const char *device_id);
 /* Appends a trust root (copying) and wakes every waiter. */

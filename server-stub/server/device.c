@@ -6,6 +6,7 @@
  * here against the fleet CA (OpenSSL X509_verify_cert) and the device row (revocation) on every
  * request. The device id always comes from the certificate, never from a body.
  */
+#include "decode.h"
 #include "srv_internal.h"
 
 #include "cleanup.h"
@@ -81,14 +82,24 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 	return 0;
 }
 
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret)
+{
+	if (strcmp(url, "/v1/renew") != 0 && strcmp(url, "/v1/policy") != 0 &&
+	    strcmp(url, "/v1/report") != 0)
+		return 0;
+	return authenticate(s, c, req, ret);
+}
+
 /* ---- POST /v1/enroll ---------------------------------------------------------------------- */
 
 static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
 {
-	Corral__EnrollRequest *in = corral__enroll_request__unpack(
-	        NULL, req->len, req->body ? req->body : (uint8_t *)"");
-	if (!in)
-		return srv_reply_error(c, 400, "malformed", "body is not an EnrollRequest");
+	Corral__EnrollRequest *in = NULL;
+	const char *why = NULL;
+	if (srv_decode_enroll(req->body ? req->body : (const uint8_t *)"", req->len,
+	                      SRV_ENROLL_BODY_MAX, &in, &why) < 0)
+		return srv_reply_error(c, 400, "malformed", why);
 	enum MHD_Result ret;
 	char token_id[17];
 	uint8_t sha[SRV_SHA256_LEN];
@@ -98,14 +109,6 @@ static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, st
 	char serial[SRV_CA_SERIAL_HEX];
 	int64_t expires = 0;
 	_cleanup_free_ ProtobufCBinaryData *roots = NULL;
-	if (!in->token || !*in->token || in->csr_der.len == 0) {
-		ret = srv_reply_error(c, 400, "malformed", "token and csr_der are required");
-		goto out;
-	}
-	if (strlen(in->hostname) > 255 || strlen(in->agent_version) > 64) {
-		ret = srv_reply_error(c, 400, "malformed", "hostname or agent_version too long");
-		goto out;
-	}
 	if (srv_token_parse(in->token, token_id, sha) < 0) {
 		ret = srv_reply_error(c, 401, "invalid-token", "enrollment token not recognised");
 		goto out;
@@ -193,10 +196,11 @@ out:
 
 static enum MHD_Result handle_renew(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
 {
-	Corral__RenewRequest *in = corral__renew_request__unpack(
-	        NULL, req->len, req->body ? req->body : (uint8_t *)"");
-	if (!in)
-		return srv_reply_error(c, 400, "malformed", "body is not a RenewRequest");
+	Corral__RenewRequest *in = NULL;
+	const char *why = NULL;
+	if (srv_decode_renew(req->body ? req->body : (const uint8_t *)"", req->len,
+	                     SRV_ENROLL_BODY_MAX, &in, &why) < 0)
+		return srv_reply_error(c, 400, "malformed", why);
 	_cleanup_free_ uint8_t *cert = NULL;
 	size_t cert_len = 0;
 	char serial[SRV_CA_SERIAL_HEX];
@@ -290,14 +294,16 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		req->poll_started = true;
 		req->waiter.conn = c;
 		snprintf(req->waiter.group, sizeof(req->waiter.group), "%s", req->dev.group);
+		snprintf(req->waiter.device_id, sizeof(req->waiter.device_id), "%s",
+		         req->dev.device_id);
 		req->waiter.deadline_ms = util_monotonic_ms() + wait * 1000;
 	} else {
-		/* Resumed by a publish, a trust root or the timer: re-check revocation first. */
-		struct srv_device d;
-		pthread_mutex_lock(&s->store_lock);
-		r = s->store->ops->device_get(s->store, req->dev.device_id, &d);
-		pthread_mutex_unlock(&s->store_lock);
-		if (r < 0 || d.revoked)
+		/* Resumed by a publish, a trust root, the timer or a revocation. Revocation marks
+		 * the waiter (srv_poll_revoke), so a wake-up needs no database round trip. */
+		pthread_mutex_lock(&s->poll_lock);
+		bool revoked = req->waiter.revoked;
+		pthread_mutex_unlock(&s->poll_lock);
+		if (revoked)
 			return srv_reply_error(c, 403, "revoked", "this device has been revoked");
 	}
 	pthread_mutex_lock(&s->poll_lock);
@@ -314,6 +320,8 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		return ret;
 	}
 	r = build_update_locked(s, &req->dev, req->have, req->root, &buf, &len);
+	/* Answered or re-suspended, a woken poll has been dealt with (fan-out accounting). */
+	srv_poll_answered_locked(s, &req->waiter);
 	if (r == 0 && util_monotonic_ms() < req->waiter.deadline_ms) {
 		/* Register and suspend under the same lock a publisher takes to wake us, so a
 		 * publish between the check above and here cannot be missed. */
@@ -325,9 +333,8 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 	pthread_mutex_unlock(&s->poll_lock);
 	if (r < 0)
 		return MHD_NO;
-	if (r == 0)
-		return srv_reply(c, 304, NULL, NULL, 0);
-	enum MHD_Result ret = srv_reply(c, 200, PROTOBUF_CTYPE, buf, len);
+	enum MHD_Result ret = r == 0 ? srv_reply(c, 304, NULL, NULL, 0)
+	                             : srv_reply(c, 200, PROTOBUF_CTYPE, buf, len);
 	free(buf);
 	return ret;
 }
@@ -354,25 +361,17 @@ static enum MHD_Result handle_report(struct srv *s, struct MHD_Connection *c, st
 		MHD_destroy_response(resp);
 		return ret;
 	}
-	Corral__ReportBatch *b =
-	        corral__report_batch__unpack(NULL, req->len, req->body ? req->body : (uint8_t *)"");
-	if (!b)
-		return srv_reply_error(c, 400, "malformed", "body is not a ReportBatch");
+	Corral__ReportBatch *b = NULL;
+	const char *why = NULL;
+	if (srv_decode_report(req->body ? req->body : (const uint8_t *)"", req->len,
+	                      s->cfg.report_body_max, SRV_REPORT_EVENTS_MAX, &b, &why) < 0)
+		return srv_reply_error(c, 400, "malformed", why);
 	enum MHD_Result ret;
 	if (b->device_id && *b->device_id && strcmp(b->device_id, req->dev.device_id) != 0) {
 		ret = srv_reply_error(c, 403, "device-mismatch",
 		                      "device_id differs from the certificate's device");
 		goto out;
 	}
-	if (b->n_events > SRV_REPORT_EVENTS_MAX) {
-		ret = srv_reply_error(c, 400, "malformed", "too many events in one batch");
-		goto out;
-	}
-	for (size_t i = 0; i < b->n_events; i++)
-		if (b->events[i]->seq == 0 || b->events[i]->seq > INT64_MAX) {
-			ret = srv_reply_error(c, 400, "malformed", "event seq must be 1..2^63-1");
-			goto out;
-		}
 	uint64_t acked = 0;
 	pthread_mutex_lock(&s->store_lock);
 	/* Re-read the watermark under the lock: another connection of the same device may have

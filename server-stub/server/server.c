@@ -10,6 +10,8 @@
  */
 #include "srv_internal.h"
 
+#include "console_internal.h"
+
 #include "cleanup.h"
 #include "trust.h"
 #include "util.h"
@@ -171,14 +173,32 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w)
  * resuming means a waiter is resumed exactly once. */
 static void wake_locked(struct srv *s, const char *group)
 {
+	size_t n = 0;
 	struct srv_waiter *w = s->waiters.next;
 	while (w != &s->waiters) {
 		struct srv_waiter *next = w->next;
 		if (!group || strcmp(w->group, group) == 0) {
 			poll_unlink_locked(s, w);
+			w->woken = true;
+			n++;
 			MHD_resume_connection(w->conn);
 		}
 		w = next;
+	}
+	if (n && s->fanout_pending == 0) {
+		s->fanout_start_ms = util_monotonic_ms();
+		s->fanout_last_n = 0;
+	}
+	s->fanout_pending += n;
+	s->fanout_last_n += n;
+}
+
+void srv_poll_answered_locked(struct srv *s, struct srv_waiter *w)
+{
+	if (w->woken && s->fanout_pending > 0) {
+		w->woken = false;
+		if (--s->fanout_pending == 0)
+			s->fanout_last_ms = util_monotonic_ms() - s->fanout_start_ms;
 	}
 }
 
@@ -214,6 +234,22 @@ int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const u
 	pthread_mutex_unlock(&s->poll_lock);
 	free(copy);
 	return 0;
+}
+
+void srv_poll_revoke(struct srv *s, const char *device_id)
+{
+	pthread_mutex_lock(&s->poll_lock);
+	struct srv_waiter *w = s->waiters.next;
+	while (w != &s->waiters) {
+		struct srv_waiter *next = w->next;
+		if (strcmp(w->device_id, device_id) == 0) {
+			w->revoked = true;
+			poll_unlink_locked(s, w);
+			MHD_resume_connection(w->conn);
+		}
+		w = next;
+	}
+	pthread_mutex_unlock(&s->poll_lock);
 }
 
 int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, size_t len)
@@ -362,8 +398,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		uint64_t announced = 0;
 		if (cl && (util_parse_u64(cl, &announced) < 0 || announced > req->max)) {
 			req->too_large = true;
+			req->handled_once = true;
 			return srv_reply_error(c, 413, "too-large", "request body over the limit");
 		}
+		/* Authenticate from the headers before a single body byte is buffered. */
+		enum MHD_Result ret = MHD_YES;
+		int r = 0;
+		if (util_startswith(url, "/v1/"))
+			r = srv_device_preauth(s, c, req, url, &ret);
+		else if (util_startswith(url, "/api/v1/"))
+			r = srv_admin_preauth(s, c, req, &ret);
+		if (r < 0) {
+			req->handled_once = true;
+			return ret;
+		}
+		return MHD_YES;
+	}
+	if (req->handled_once) {
+		/* Already answered (refused early): drop whatever body still arrives. */
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -395,11 +448,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (req->too_large) {
-		if (req->handled_once)
-			return MHD_YES;
 		req->handled_once = true;
 		return srv_reply_error(c, 413, "too-large", "request body over the limit");
 	}
+	/* Web console (console.c): its assets, /api/v1/console/, /api/v1/changes, /metrics. */
+	if (srv_console_owns(url))
+		return srv_console_dispatch(s, c, req, method, url);
 	if (util_startswith(url, "/v1/"))
 		return srv_device_handle(s, c, req, method, url);
 	if (util_startswith(url, "/api/v1/"))
@@ -414,7 +468,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct srv_req *req = *con_cls;
 	if (!req)
 		return;
-	srv_poll_remove(s, &req->waiter);
+	/* A waiter is listed only while its connection is suspended, and a suspended connection
+	 * does not complete (shutdown resumes every one first); the check keeps poll_lock out of
+	 * libmicrohttpd's completion path. */
+	if (req->waiter.listed)
+		srv_poll_remove(s, &req->waiter);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;
@@ -491,6 +549,7 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	struct srv *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	_cleanup_free_ char *dbpath = NULL;
 	s->cfg = *cfg;
 	s->waiters.next = s->waiters.prev = &s->waiters;
 	pthread_mutex_init(&s->store_lock, NULL);
@@ -515,7 +574,6 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	                &s->ca, err, errlen);
 	if (r < 0)
 		goto fail;
-	_cleanup_free_ char *dbpath = NULL;
 	if (asprintf(&dbpath, "%s/server.db", cfg->data_dir) < 0) {
 		r = -ENOMEM;
 		goto fail;
@@ -563,6 +621,9 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+	        /* Requests are small (bodies are copied out as they arrive), so an 8 KiB pool per
+	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
+	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 	        /* Only with more than one thread: a pool of one is refused with a warning. */
 	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,

@@ -6,6 +6,7 @@
  * prepared once and reused.
  */
 #include "store.h"
+#include "store_console.h"
 
 #include "cleanup.h"
 #include "db.h"
@@ -45,6 +46,18 @@ static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **ret)
 static int exec(struct store_sqlite *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+/* Maps a finished step: duplicates are -EEXIST, other constraint failures -EINVAL. */
+static int step_result(int r)
+{
+	if (r == SQLITE_DONE)
+		return 0;
+	if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE)
+		return -EEXIST;
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
+		return -EINVAL;
+	return -EIO;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -146,10 +159,7 @@ static int st_admin_token_add(struct srv_store *st, const char *id, const char *
 	sqlite3_bind_blob(q, 4, sha, SRV_SHA256_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 5, now);
 	bind_text(q, 6, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_admin_token_get(struct srv_store *st, const char *id, struct srv_admin_token *ret)
@@ -201,10 +211,7 @@ static int st_group_create(struct srv_store *st, const char *name, const char *b
 	bind_text(q, 1, name);
 	sqlite3_bind_int64(q, 2, now);
 	bind_text(q, 3, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_group_exists(struct srv_store *st, const char *name)
@@ -663,10 +670,8 @@ static int st_publish(struct srv_store *st, const char *group, uint64_t version,
 	sqlite3_bind_int64(p, 2, (int64_t)version);
 	sqlite3_bind_int64(p, 3, now_ms);
 	bind_text(p, 4, by);
-	r = sqlite3_step(p);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EALREADY;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	r = step_result(sqlite3_step(p));
+	return r == -EEXIST ? -EALREADY : r;
 }
 
 static int st_group_head_version(struct srv_store *st, const char *group, uint64_t *ret)
@@ -869,10 +874,7 @@ static int st_trust_root_add(struct srv_store *st, uint64_t version, const uint8
 	sqlite3_bind_int64(q, 3, expires_at);
 	sqlite3_bind_int64(q, 4, now);
 	bind_text(q, 5, by);
-	r = sqlite3_step(q);
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	return r == SQLITE_DONE ? 0 : -EIO;
+	return step_result(sqlite3_step(q));
 }
 
 static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void *userdata)
@@ -919,7 +921,14 @@ static const struct srv_store_ops sqlite_ops = {
         .events_query = st_events_query,
         .trust_root_add = st_trust_root_add,
         .trust_roots_load = st_trust_roots_load,
+        .console = &srv_store_sqlite_console_ops,
 };
+
+/* The connection, for the console's queries (store_sqlite_console.c, same backend). */
+sqlite3 *srv_store_sqlite_db(struct srv_store *st)
+{
+	return impl(st)->db;
+}
 
 int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, size_t errlen)
 {
@@ -934,7 +943,9 @@ int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, s
 	}
 	/* WAL with synchronous=NORMAL: a commit survives a process crash; only a power loss
 	 * can lose the last transactions, and devices resend whatever was not acknowledged. */
-	if (exec(s, "PRAGMA synchronous=NORMAL") < 0 ||
+	/* cache_size: the web console's fleet-wide queries (store_sqlite_console.c) read every
+	 * device row; 32 MiB of page cache keeps 10,000 devices and the indexes in memory. */
+	if (exec(s, "PRAGMA synchronous=NORMAL") < 0 || exec(s, "PRAGMA cache_size=-32768") < 0 ||
 	    prep(s, "SELECT id, group_name, revoked_at, acked_seq FROM devices WHERE device_id = ?",
 	         &s->device_get) < 0 ||
 	    prep(s,

@@ -578,6 +578,18 @@ static void test_admin_roles(void)
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"canary\"}", g_admin, NULL), 201);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"prod\"}", g_admin, NULL), 201);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"prod\"}", g_admin, NULL), 409);
+	/* Unauthenticated uploads are refused from the headers, before the body is read. */
+	size_t big = 3 * 1024 * 1024;
+	_cleanup_free_ char *junk = calloc(1, big);
+	struct res r;
+	CU_ASSERT(http("POST", "/api/v1/trust", junk, big, NULL, NULL, "0123456789abcdef.x", &r) ==
+	          0);
+	CU_ASSERT_EQUAL(r.status, 401);
+	res_free(&r);
+	CU_ASSERT(http("POST", "/v1/report", junk, big / 2, NULL, NULL, NULL, &r) == 0);
+	CU_ASSERT_EQUAL(r.status, 401);
+	CU_ASSERT_STRING_EQUAL(r.reason, "no-certificate");
+	res_free(&r);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"bad name!\"}", g_admin, NULL), 400);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "not json", g_admin, NULL), 400);
 }
@@ -807,6 +819,27 @@ static void test_longpoll_wakes(void)
 	char path[700];
 	snprintf(path, sizeof(path), "%s/v1.bundle", g_dir);
 	util_write_file_atomic(path, b, blen, 0644);
+}
+
+static void test_revoke_during_poll(void)
+{
+	/* A device revoked while its long-poll is suspended is answered 403 at once. */
+	struct device d;
+	_cleanup_free_ char *tok = enroll_token("canary", 1, util_now_sec() + 3600);
+	CU_ASSERT_EQUAL_FATAL(enroll(tok, "revoked2", &d, NULL, 0, NULL), 200);
+	struct poll_thread t = {.dev = &d, .have = 1};
+	pthread_t th;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, poll_main, &t) == 0);
+	usleep(300 * 1000);
+	char path[256];
+	snprintf(path, sizeof(path), "devices/%s/revoke", d.id);
+	uint64_t t0 = util_monotonic_ms();
+	CU_ASSERT_EQUAL(admin("POST", path, NULL, g_admin, NULL), 200);
+	pthread_join(th, NULL);
+	printf("\n  revoked long-poll: status %ld after %lld ms\n", t.status,
+	       (long long)(t.done_ms - t0));
+	CU_ASSERT_EQUAL(t.status, 403);
+	CU_ASSERT(t.done_ms - t0 < 1000);
 }
 
 static void test_poll_timeout(void)
@@ -1208,6 +1241,7 @@ static const struct harness_test tests[] = {
         {"enroll_failures", test_enroll_failures},
         {"mtls_refusals", test_mtls_refusals},
         {"longpoll_wakes", test_longpoll_wakes},
+        {"revoke_during_poll", test_revoke_during_poll},
         {"poll_timeout", test_poll_timeout},
         {"cross_device", test_cross_device},
         {"publish_refusals", test_publish_refusals},

@@ -22,7 +22,7 @@ static char probe[300];
 static bool ready;
 static char skip_reason[256];
 
-static int suite_init(void)
+static int setup(void)
 {
 	char from[512];
 
@@ -43,6 +43,16 @@ static int suite_cleanup(void)
 	if (dirs.base[0])
 		harness_rm_rf(dirs.base);
 	return 0;
+}
+
+/* CUnit does not call the cleanup of a suite whose init failed: do it here. */
+static int suite_init(void)
+{
+	int r = setup();
+
+	if (r < 0)
+		suite_cleanup();
+	return r;
 }
 
 #define REQUIRE_READY()                                  \

@@ -382,6 +382,23 @@ static void test_exit_status(void)
 	CU_ASSERT_EQUAL(o.res.signal, 0);
 	run_probe(c, "signal", "15", &o);
 	CU_ASSERT_EQUAL(o.res.signal, SIGTERM);
+
+	/* a signal forwarded from outside (a client's Ctrl-C) */
+	const char *argv[] = {"/bin/sleep", "30", NULL};
+	struct sbx *s = sbx_new();
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	sbx_set_profile(s, c);
+	sbx_set_argv(s, argv);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	CU_ASSERT_EQUAL_FATAL(sbx_spawn(s, &ch, &err), 0);
+	CU_ASSERT_EQUAL(sbx_child_signal(ch, SIGINT), 0);
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &o.res), 0);
+	CU_ASSERT_EQUAL(o.res.signal, SIGINT);
+	CU_ASSERT_EQUAL(sbx_child_signal(ch, SIGINT), -ESRCH);
+	sbx_child_free(ch);
+	sbx_free(s);
 	sbx_compiled_free(c);
 }
 

@@ -1047,6 +1047,13 @@ int sbx_child_notify_handle(struct sbx_child *c, sbx_notify_fn cb, void *userdat
 	return sbx_notify_handle(c->notify_fd, c->notify_continue, cb, userdata);
 }
 
+int sbx_child_signal(struct sbx_child *c, int sig)
+{
+	if (c->reaped)
+		return -ESRCH;
+	return syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
 int sbx_child_kill(struct sbx_child *c)
 {
 	int r = -ESRCH;

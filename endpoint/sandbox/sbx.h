@@ -208,6 +208,14 @@ int sbx_child_notify_fd(const struct sbx_child *c);
  */
 int sbx_child_cgroup_fd(const struct sbx_child *c);
 
+/*
+ * Sends `sig` to the session's first process through its pidfd (no pid-reuse race), e.g. to
+ * forward a client's Ctrl-C. In the namespace tier that process is pid 1 of its namespace and
+ * ignores signals it has no handler for (SIGKILL excepted). Returns 0, -ESRCH once reaped,
+ * or -errno.
+ */
+int sbx_child_signal(struct sbx_child *c, int sig);
+
 /* Layers actually enforced for this session (compiled layers + per-session facts). Borrowed. */
 const char *const *sbx_enforced_layers(const struct sbx_child *c, size_t *ret_n);
 

@@ -26,7 +26,7 @@ static char abstract_name[64];
 static bool ready;
 static char skip_reason[256];
 
-static int suite_init(void)
+static int setup(void)
 {
 	char err[256];
 	int r;
@@ -106,6 +106,16 @@ static int suite_cleanup(void)
 	if (dirs.base[0])
 		harness_rm_rf(dirs.base);
 	return 0;
+}
+
+/* CUnit does not call the cleanup of a suite whose init failed: do it here. */
+static int suite_init(void)
+{
+	int r = setup();
+
+	if (r < 0)
+		suite_cleanup();
+	return r;
 }
 
 /* Runs one escape program in one tier; asserts it was contained. */

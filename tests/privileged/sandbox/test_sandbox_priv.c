@@ -22,7 +22,7 @@ static char probe[300];
 static bool ready;
 static char skip_reason[256];
 
-static int suite_init(void)
+static int setup(void)
 {
 	char from[512];
 
@@ -43,6 +43,16 @@ static int suite_cleanup(void)
 	if (dirs.base[0])
 		harness_rm_rf(dirs.base);
 	return 0;
+}
+
+/* CUnit does not call the cleanup of a suite whose init failed: do it here. */
+static int suite_init(void)
+{
+	int r = setup();
+
+	if (r < 0)
+		suite_cleanup();
+	return r;
 }
 
 #define REQUIRE_READY()                                  \
@@ -254,6 +264,111 @@ static void test_resources(void)
 	sbx_compiled_free(c);
 }
 
+/* Reads the first line of dir/file into buf (newline stripped). */
+static int read_line(const char *dir, const char *file, char *buf, size_t len)
+{
+	char path[1024];
+	FILE *f;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/*
+ * While a session runs, its limits are in the files of the cgroups it is in (v2 where the
+ * controller is on v2, else v1); after the session they are gone.
+ */
+static void test_limits_in_place(void)
+{
+	struct sbx_compiled *c;
+	struct sbx *s;
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	struct sbx_result res;
+	const char *argv[] = {"/bin/sleep", "30", NULL};
+	char path[256], line[512], dirs_seen[4][1024] = {{0}}, value[128];
+	unsigned found = 0;
+	FILE *f;
+
+	REQUIRE_READY();
+	c = strict(tweak_small);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	s = sbx_new();
+	sbx_set_profile(s, c);
+	sbx_set_argv(s, argv);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	CU_ASSERT_EQUAL_FATAL(sbx_spawn(s, &ch, &err), 0);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)sbx_child_pid(ch));
+	f = fopen(path, "re");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		c2[1 + strcspn(c2 + 1, "\n")] = '\0';
+		const char *ctl = c1 + 1, *cg = c2 + 1;
+		int slot = -1;
+		const char *root = NULL;
+		if (!ctl[0] && features.cgroup_v2) {
+			slot = 0, root = features.cgroup_v2_root;
+		} else if (strcmp(ctl, "memory") == 0 && features.cgroup_v1_memory[0]) {
+			slot = 1, root = features.cgroup_v1_memory;
+		} else if (strcmp(ctl, "pids") == 0 && features.cgroup_v1_pids[0]) {
+			slot = 2, root = features.cgroup_v1_pids;
+		} else if (strstr(ctl, "cpu") && !strstr(ctl, "cpuset") &&
+		           features.cgroup_v1_cpu[0] && strcmp(ctl, "cpuacct") != 0) {
+			slot = 3, root = features.cgroup_v1_cpu;
+		}
+		if (slot >= 0 && (size_t)snprintf(dirs_seen[slot], sizeof(dirs_seen[slot]), "%s%s",
+		                                  root, cg) >= sizeof(dirs_seen[slot]))
+			dirs_seen[slot][0] = '\0';
+	}
+	fclose(f);
+	/* the session has its own v2 cgroup */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dirs_seen[0], "/corral/sbx-"));
+	const struct {
+		unsigned bit;
+		int v1_slot;
+		const char *v2_file, *v2_want, *v1_file, *v1_want;
+	} checks[] = {
+	        {SBX_CG_MEMORY, 1, "memory.max", "33554432", "memory.limit_in_bytes", "33554432"},
+	        {SBX_CG_PIDS, 2, "pids.max", "8", "pids.max", "8"},
+	        {SBX_CG_CPU, 3, "cpu.max", "50000 100000", "cpu.cfs_quota_us", "50000"},
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		bool v2 = features.cgroup_v2_controllers & checks[i].bit;
+		const char *dir = v2 ? dirs_seen[0] : dirs_seen[checks[i].v1_slot];
+		const char *file = v2 ? checks[i].v2_file : checks[i].v1_file;
+		if (!v2 && !(features.cgroup_v1_controllers & checks[i].bit))
+			continue;
+		CU_ASSERT_EQUAL(read_line(dir, file, value, sizeof(value)), 0);
+		printf("\n    %s/%s = %s", dir, file, value);
+		CU_ASSERT_STRING_EQUAL(value, v2 ? checks[i].v2_want : checks[i].v1_want);
+		found++;
+	}
+	CU_ASSERT_TRUE(found > 0);
+	CU_ASSERT_EQUAL(sbx_child_kill(ch), 0);
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &res), 0);
+	CU_ASSERT_EQUAL(res.signal, SIGKILL);
+	/* the session's cgroups are removed once it has been waited for */
+	for (int i = 0; i < 4; i++)
+		if (dirs_seen[i][0] && strstr(dirs_seen[i], "/corral/sbx-"))
+			CU_ASSERT_NOT_EQUAL(access(dirs_seen[i], F_OK), 0);
+	sbx_child_free(ch);
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
 static void test_exit_status(void)
 {
 	struct sbx_compiled *c;
@@ -267,6 +382,23 @@ static void test_exit_status(void)
 	CU_ASSERT_EQUAL(o.res.signal, 0);
 	run_probe(c, "signal", "15", &o);
 	CU_ASSERT_EQUAL(o.res.signal, SIGTERM);
+
+	/* a signal forwarded from outside (a client's Ctrl-C) */
+	const char *argv[] = {"/bin/sleep", "30", NULL};
+	struct sbx *s = sbx_new();
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	sbx_set_profile(s, c);
+	sbx_set_argv(s, argv);
+	sbx_set_ids(s, SBX_TEST_UID, SBX_TEST_GID, NULL, 0);
+	sbx_set_vars(s, dirs.home, dirs.work, dirs.tmp);
+	CU_ASSERT_EQUAL_FATAL(sbx_spawn(s, &ch, &err), 0);
+	CU_ASSERT_EQUAL(sbx_child_signal(ch, SIGINT), 0);
+	CU_ASSERT_EQUAL(sbx_child_wait(ch, &o.res), 0);
+	CU_ASSERT_EQUAL(o.res.signal, SIGINT);
+	CU_ASSERT_EQUAL(sbx_child_signal(ch, SIGINT), -ESRCH);
+	sbx_child_free(ch);
+	sbx_free(s);
 	sbx_compiled_free(c);
 }
 
@@ -624,6 +756,11 @@ static void test_nested_session(void)
 	char from[512], runner[512];
 
 	REQUIRE_READY();
+#ifdef CORRAL_SANITIZED
+	/* the launcher is sanitized in this build and LeakSanitizer needs ptrace, which the
+	 * session denies (the test programs are built plain for that reason) */
+	HARNESS_SKIP("corral-sbx-run is sanitized in this build and cannot run inside a session");
+#endif
 	snprintf(from, sizeof(from), "%s/bin/corral-sbx-run", harness_binary_dir());
 	snprintf(runner, sizeof(runner), "%s/corral-sbx-run", dirs.bin);
 	if (sbx_test_copy(from, runner, 0755) < 0)
@@ -650,6 +787,7 @@ static const struct harness_test tests[] = {
         {"seccomp_kill_and_additions", test_seccomp_kill_and_additions},
         {"audit_mode", test_audit_mode},
         {"resources", test_resources},
+        {"limits_in_place", test_limits_in_place},
         {"exit_status", test_exit_status},
         {"pty_session", test_pty_session},
         {"namespace_tier", test_namespace_tier},

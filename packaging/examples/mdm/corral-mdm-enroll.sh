@@ -1,0 +1,52 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Generic MDM post-install script for corral-agent: drop the enrollment settings, the
+# enrollment token and the fleet's trust root, then (re)start corrald so it enrolls. Works
+# whether it runs before or after the package is installed, and is safe to run again (an
+# enrolled device ignores the token; the token file is emptied by corrald after use).
+#
+# The MDM provides, as environment variables or by editing the defaults below:
+#   CORRAL_SERVER_URL    https://host:port of corral-server
+#   CORRAL_ENROLL_TOKEN  one enrollment token (`corral-admin token create --group ...`)
+#   CORRAL_TRUST_ROOT    path of the trust root file the MDM delivered (trust.root from
+#                        `corral-admin trust init` / `trust rotate`)
+set -eu
+
+server_url=${CORRAL_SERVER_URL:-https://corral.example.com:8443}
+token=${CORRAL_ENROLL_TOKEN:-}
+trust_root_src=${CORRAL_TRUST_ROOT:-}
+
+umask 077
+install -d -m 0755 /etc/corral /etc/corral/corrald.conf.d
+
+# The trust root is public but its integrity is everything: root-owned, world-readable.
+if [ -n "$trust_root_src" ]; then
+	install -m 0644 -o root -g root "$trust_root_src" /etc/corral/trust.root.new
+	mv -f /etc/corral/trust.root.new /etc/corral/trust.root
+fi
+
+# The token is a secret: 0600, written atomically, never on a command line of a long-lived
+# process. An empty CORRAL_ENROLL_TOKEN keeps the existing file (re-runs after enrollment).
+if [ -n "$token" ]; then
+	tmp=$(mktemp /etc/corral/.enroll.token.XXXXXX)
+	printf '%s\n' "$token" >"$tmp"
+	chmod 0600 "$tmp"
+	mv -f "$tmp" /etc/corral/enroll.token
+fi
+
+tmp=$(mktemp /etc/corral/corrald.conf.d/.50-mdm.conf.XXXXXX)
+cat >"$tmp" <<CONF
+# Written by the MDM ($(basename "$0")); do not edit by hand.
+server_url = $server_url
+enroll_token_file = /etc/corral/enroll.token
+trust_root_file = /etc/corral/trust.root
+CONF
+chmod 0644 "$tmp"
+mv -f "$tmp" /etc/corral/corrald.conf.d/50-mdm.conf
+
+# Before the package is installed there is no unit yet: the package's postinst starts corrald
+# with these files in place. After installation, restart so it enrolls now.
+if [ -d /run/systemd/system ] && systemctl cat corrald.service >/dev/null 2>&1; then
+	systemctl enable corrald.service >/dev/null 2>&1 || true
+	systemctl restart corrald.service
+fi

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Package acceptance test (ctest label "privileged": needs root and changes this machine).
+#
+# From the already built tree BINARY_DIR it builds the three .debs and .rpms with cpack, runs
+# lintian on the .debs (no errors allowed), then on this machine's real root:
+#   install -> check files, modes, accounts, conffiles, enablement, units, `--version`
+#   -> edit config, drop the MDM files, write state -> upgrade to a bumped package version
+#   -> check config and state survived -> (if corrald is built) show that a database from a
+#   newer corral is refused -> remove (config and state stay) -> purge (state gone).
+# The .rpms are checked with rpm -qlp/-qcp/--scripts/--requires (rpmbuild made them; RHEL 9
+# is not available here to install them).
+#
+# The system is left as found: packages purged, test files and the accounts this test
+# created removed. It refuses (skips) when a corral installation that it did not make exists.
+# Packaging-only tools (lintian, rpm) are installed by scripts/package.sh --deps when missing;
+# without network those checks are skipped with the reason printed, the rest still runs.
+#
+# Usage: package-test.sh SOURCE_DIR BINARY_DIR
+set -euo pipefail
+src=$(cd "$1" && pwd)
+bin=$(cd "$2" && pwd)
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+failures=0
+fail() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+ok() { echo "ok: $*"; }
+notice() { echo "note: $*"; }
+step() { printf '\n== %s\n' "$*"; }
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (installs packages into this system)"
+for tool in dpkg dpkg-deb cpack; do
+	command -v "$tool" >/dev/null 2>&1 || skip "$tool not available"
+done
+[ -f "$bin/CPackConfig.cmake" ] || skip "$bin has no CPackConfig.cmake (packaging not configured)"
+
+pkgs=(corral-admin corral-agent corral-server)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep 'install ok installed' >/dev/null; }
+known() { dpkg-query -W -f='${Status}' "$1" >/dev/null 2>&1 && ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep 'not-installed' >/dev/null; }
+for p in "${pkgs[@]}"; do
+	if known "$p"; then
+		skip "$p is already known to dpkg on this machine; not touching an existing install"
+	fi
+done
+for d in /var/lib/corral /var/lib/corral-server /etc/corral; do
+	[ -e "$d" ] && skip "$d exists: not touching an existing corral installation"
+done
+
+made_users=()
+for u in corral corral-server; do
+	getent passwd "$u" >/dev/null || made_users+=("$u")
+done
+tmp=$(mktemp -d /tmp/corral-pkgtest.XXXXXX)
+cleanup() {
+	set +e
+	for p in corral-server corral-agent corral-admin; do
+		if known "$p"; then
+			dpkg --purge "$p" >/dev/null 2>&1
+		fi
+	done
+	rm -f /etc/corral/corrald.conf.d/50-mdm.conf /etc/corral/trust.root /etc/corral/enroll.token
+	rmdir /etc/corral/corrald.conf.d /etc/corral 2>/dev/null
+	for u in "${made_users[@]}"; do
+		getent passwd "$u" >/dev/null && userdel "$u" >/dev/null 2>&1
+		getent group "$u" >/dev/null && groupdel "$u" >/dev/null 2>&1
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+version=$(sed -n 's/^#define CORRAL_VERSION "\(.*\)"$/\1/p' "$bin/generated/corral_version.h")
+[ -n "$version" ] || skip "cannot read the version from $bin/generated/corral_version.h"
+upgrade_version="$version+pkgtest1"
+echo "project version $version; upgrade test version $upgrade_version"
+
+step "packaging tools"
+have_lintian=0
+have_rpm=0
+if ! command -v lintian >/dev/null 2>&1 || ! command -v rpmbuild >/dev/null 2>&1; then
+	"$src/scripts/package.sh" --deps || notice "could not install packaging tools (offline?)"
+fi
+command -v lintian >/dev/null 2>&1 && have_lintian=1
+command -v rpmbuild >/dev/null 2>&1 && have_rpm=1
+
+step "build packages ($version and $upgrade_version)"
+t0=$(date +%s)
+cpack --config "$bin/CPackConfig.cmake" -G DEB -B "$tmp/v1" >"$tmp/cpack-v1.log" 2>&1 ||
+	{ cat "$tmp/cpack-v1.log"; fail "cpack -G DEB failed"; exit 1; }
+cpack --config "$bin/CPackConfig.cmake" -G DEB -B "$tmp/v2" \
+	-D CPACK_PACKAGE_VERSION="$upgrade_version" >"$tmp/cpack-v2.log" 2>&1 ||
+	{ cat "$tmp/cpack-v2.log"; fail "cpack -G DEB (upgrade version) failed"; exit 1; }
+debs_v1=()
+debs_v2=()
+for p in "${pkgs[@]}"; do
+	debs_v1+=("$tmp/v1/${p}_${version}_amd64.deb")
+	debs_v2+=("$tmp/v2/${p}_${upgrade_version}_amd64.deb")
+done
+for f in "${debs_v1[@]}" "${debs_v2[@]}"; do
+	[ -f "$f" ] || { fail "missing $f"; ls -l "$tmp/v1" "$tmp/v2"; exit 1; }
+done
+ok "built ${#debs_v1[@]} + ${#debs_v2[@]} .debs in $(($(date +%s) - t0)) s"
+
+# Which programs this tree packages (targets may still be missing on a branch).
+has() { dpkg-deb -c "$1" | grep "\./usr/s\?bin/$2\$" >/dev/null; }
+programs=()
+for spec in "corral-agent corrald sbin" "corral-agent corral bin" \
+	"corral-server corral-server sbin" "corral-admin corral-admin bin"; do
+	set -- $spec
+	if has "$tmp/v1/${1}_${version}_amd64.deb" "$2"; then
+		programs+=("/usr/$3/$2")
+	else
+		notice "$2 is not built in this tree: $1 ships without it"
+	fi
+done
+
+step "lintian"
+if [ "$have_lintian" -eq 1 ]; then
+	# lintian warns when run as root; it still checks everything.
+	if lintian --fail-on error --suppress-tags spare-manual-page "${debs_v1[@]}" \
+		>"$tmp/lintian.log" 2>&1; then
+		ok "lintian: no errors"
+	else
+		fail "lintian reported errors"
+	fi
+	grep -v 'root privileges' "$tmp/lintian.log" || true
+else
+	notice "lintian not available: lintian check skipped"
+fi
+
+step "install $version"
+dpkg -i "${debs_v1[@]}" >"$tmp/dpkg-install.log" 2>&1 ||
+	{ cat "$tmp/dpkg-install.log"; fail "dpkg -i failed"; exit 1; }
+for p in "${pkgs[@]}"; do
+	v=$(dpkg-query -W -f='${Version}' "$p")
+	[ "$v" = "$version" ] && ok "$p $v installed" || fail "$p: installed version '$v'"
+done
+
+# mode owner group path
+check_mode() {
+	local want="$1 $2 $3" got
+	got=$(stat -c '%a %U %G' "$4" 2>/dev/null) || { fail "$4 missing"; return; }
+	[ "$got" = "$want" ] && ok "$4 $got" || fail "$4 is '$got', want '$want'"
+}
+check_mode 644 root root /etc/corral/corrald.conf
+check_mode 755 root root /etc/corral/corrald.conf.d
+check_mode 640 root corral-server /etc/corral/corral-server.conf
+check_mode 644 root root /usr/lib/systemd/system/corrald.service
+check_mode 644 root root /usr/lib/systemd/system/corral-server.service
+check_mode 644 root root /usr/lib/tmpfiles.d/corral.conf
+check_mode 700 root root /var/lib/corral
+check_mode 755 root root /run/corral
+check_mode 700 corral-server corral-server /var/lib/corral-server
+for p in "${programs[@]}"; do
+	check_mode 755 root root "$p"
+done
+for u in corral corral-server; do
+	shell=$(getent passwd "$u" | cut -d: -f7)
+	uid=$(id -u "$u" 2>/dev/null || echo none)
+	if [ "$uid" != none ] && [ "$uid" -lt 1000 ] && [ "${shell##*/}" = nologin ]; then
+		ok "system user $u (uid $uid, $shell)"
+	else
+		fail "user $u: uid '$uid' shell '$shell'"
+	fi
+done
+for c in /etc/corral/corrald.conf:corral-agent /etc/corral/corral-server.conf:corral-server; do
+	if dpkg-query -W -f='${Conffiles}\n' "${c#*:}" | grep " ${c%%:*} " >/dev/null; then
+		ok "${c%%:*} is a conffile of ${c#*:}"
+	else
+		fail "${c%%:*} is not a conffile of ${c#*:}"
+	fi
+done
+for u in corrald corral-server; do
+	state=$(systemctl is-enabled "$u.service" 2>/dev/null || true)
+	[ "$state" = enabled ] && ok "$u.service enabled" || fail "$u.service is '$state'"
+done
+if [ -d /run/systemd/system ]; then
+	notice "systemd is PID 1 here: the postinst started the services"
+else
+	notice "systemd is not PID 1 here: the postinst enabled but did not start the services"
+fi
+for page in corrald.8 corral.1 corrald.conf.5 corral-server.8 corral-admin.1 corral-policy.5; do
+	name=${page%.*}
+	sec=${page##*.}
+	f=/usr/share/man/man$sec/$page.gz
+	if [ -f "$f" ] && man -w "$sec" "$name" >/dev/null 2>&1; then
+		ok "man $sec $name"
+	else
+		fail "man page $page not installed or not found by man"
+	fi
+done
+for p in "${programs[@]}"; do
+	out=$("$p" --version 2>&1) || fail "$p --version exited non-zero: $out"
+	case $out in
+	*"$version"*) ok "$p --version: $out" ;;
+	*) fail "$p --version prints '$out', want $version" ;;
+	esac
+done
+if command -v systemd-analyze >/dev/null 2>&1; then
+	for u in corrald corral-server; do
+		exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' /usr/lib/systemd/system/$u.service)
+		if [ -x "$exe" ]; then
+			out=$(systemd-analyze verify "/usr/lib/systemd/system/$u.service" 2>&1) &&
+				[ -z "$out" ] && ok "installed $u.service verifies" ||
+				fail "systemd-analyze verify $u.service: $out"
+		else
+			notice "$exe not packaged: installed $u.service verified by packaging_lint only"
+		fi
+	done
+fi
+
+step "local changes and fleet files before the upgrade"
+printf '\n# local edit by the package test\nlog_level = debug\n' >>/etc/corral/corrald.conf
+install -m 0644 "$src/packaging/examples/mdm/50-mdm.conf" /etc/corral/corrald.conf.d/50-mdm.conf
+echo "state-before-upgrade" >/var/lib/corral/pkgtest.marker
+echo "state-before-upgrade" >/var/lib/corral-server/pkgtest.marker
+
+step "upgrade to $upgrade_version"
+dpkg -i --force-confold "${debs_v2[@]}" >"$tmp/dpkg-upgrade.log" 2>&1 ||
+	{ cat "$tmp/dpkg-upgrade.log"; fail "upgrade failed"; exit 1; }
+for p in "${pkgs[@]}"; do
+	v=$(dpkg-query -W -f='${Version}' "$p")
+	[ "$v" = "$upgrade_version" ] && ok "$p upgraded to $v" || fail "$p: version '$v' after upgrade"
+done
+grep -q '^log_level = debug$' /etc/corral/corrald.conf && ok "local conffile edit kept" ||
+	fail "local edit of corrald.conf lost on upgrade"
+[ -f /etc/corral/corrald.conf.d/50-mdm.conf ] && ok "MDM drop-in kept" || fail "MDM drop-in lost"
+for d in /var/lib/corral /var/lib/corral-server; do
+	grep -q state-before-upgrade "$d/pkgtest.marker" 2>/dev/null && ok "$d kept on upgrade" ||
+		fail "$d state lost on upgrade"
+done
+check_mode 700 root root /var/lib/corral
+check_mode 640 root corral-server /etc/corral/corral-server.conf
+
+step "downgrade: a database from a newer corral is refused"
+if [ -x /usr/sbin/corrald ] && command -v sqlite3 >/dev/null 2>&1; then
+	# corrald in offline mode with its own data directory and socket: it creates its
+	# database on start. Then the schema version is raised past what this binary knows, as
+	# a newer corral would have left it, and the next start must refuse with a clear message.
+	dd=$tmp/corrald-data
+	mkdir -m 0700 "$dd"
+	args=(--config /dev/null --config-dir "$tmp" --offline --device-id pkgtest --groups pkgtest
+		--data-dir "$dd" --socket "$tmp/corrald.sock")
+	timeout 5 /usr/sbin/corrald "${args[@]}" >"$tmp/corrald-1.log" 2>&1 || true
+	db=$(find "$dd" -maxdepth 1 -type f -exec sh -c \
+		'head -c 15 "$1" | grep -q "SQLite format 3" && echo "$1"' _ {} \; | head -n 1)
+	if [ -z "$db" ]; then
+		notice "corrald created no database in offline mode, so the refusal is not shown here"
+		notice "(lib/db refuses newer schemas: tests/unit/db); corrald said:"
+		sed 's/^/    /' "$tmp/corrald-1.log" | head -n 5
+	else
+		sqlite3 "$db" 'PRAGMA user_version = 9999;'
+		rc=0
+		timeout 5 /usr/sbin/corrald "${args[@]}" >"$tmp/corrald-2.log" 2>&1 || rc=$?
+		if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] &&
+			grep -q "newer than this program supports" "$tmp/corrald-2.log"; then
+			ok "corrald refuses a newer database (exit $rc): $(grep -m1 newer "$tmp/corrald-2.log")"
+		else
+			fail "corrald did not refuse a newer database (exit $rc)"
+			sed 's/^/    /' "$tmp/corrald-2.log" | head -n 5
+		fi
+	fi
+else
+	notice "corrald not built in this tree (or no sqlite3): downgrade refusal not shown here;"
+	notice "lib/db's db_open refuses a newer schema (tests/unit/db covers it)"
+fi
+# The package manager itself allows going back; the data directory survives it.
+dpkg -i --force-confold "${debs_v1[@]}" >"$tmp/dpkg-downgrade.log" 2>&1 ||
+	{ cat "$tmp/dpkg-downgrade.log"; fail "package downgrade failed"; }
+grep -q state-before-upgrade /var/lib/corral/pkgtest.marker 2>/dev/null &&
+	ok "package downgrade to $version keeps /var/lib/corral" || fail "state lost on downgrade"
+
+step "remove: configuration and state stay"
+dpkg --remove corral-server corral-agent corral-admin >"$tmp/dpkg-remove.log" 2>&1 ||
+	{ cat "$tmp/dpkg-remove.log"; fail "dpkg --remove failed"; }
+for p in "${programs[@]}" /usr/lib/systemd/system/corrald.service; do
+	[ -e "$p" ] && fail "$p still present after remove" || true
+done
+[ -f /etc/corral/corrald.conf ] && ok "corrald.conf kept on remove" || fail "corrald.conf gone on remove"
+[ -f /var/lib/corral/pkgtest.marker ] && ok "/var/lib/corral kept on remove" ||
+	fail "/var/lib/corral gone on remove"
+[ -f /var/lib/corral-server/pkgtest.marker ] && ok "/var/lib/corral-server kept on remove" ||
+	fail "/var/lib/corral-server gone on remove"
+
+step "purge: state deleted"
+dpkg --purge corral-server corral-agent corral-admin >"$tmp/dpkg-purge.log" 2>&1 ||
+	{ cat "$tmp/dpkg-purge.log"; fail "dpkg --purge failed"; }
+for d in /var/lib/corral /var/lib/corral-server /etc/corral/corrald.conf \
+	/etc/corral/corral-server.conf; do
+	[ -e "$d" ] && fail "$d still present after purge" || ok "$d gone after purge"
+done
+[ -f /etc/corral/corrald.conf.d/50-mdm.conf ] && ok "MDM-owned drop-in left to the MDM" ||
+	fail "purge deleted the MDM's file"
+state=$(systemctl is-enabled corrald.service 2>&1 || true)
+case $state in
+enabled*) fail "corrald.service still enabled after purge" ;;
+*) ok "corrald.service no longer enabled ($state)" ;;
+esac
+for p in "${pkgs[@]}"; do
+	known "$p" && fail "$p still known to dpkg after purge" || true
+done
+
+step "RPM"
+if [ "$have_rpm" -eq 1 ]; then
+	cpack --config "$bin/CPackConfig.cmake" -G RPM -B "$tmp/rpm" >"$tmp/cpack-rpm.log" 2>&1 ||
+		{ cat "$tmp/cpack-rpm.log"; fail "cpack -G RPM failed"; }
+	want_agent="/etc/corral/corrald.conf /usr/lib/systemd/system/corrald.service
+		/usr/lib/tmpfiles.d/corral.conf /usr/share/man/man8/corrald.8.gz"
+	want_server="/etc/corral/corral-server.conf /usr/lib/systemd/system/corral-server.service
+		/usr/lib/tmpfiles.d/corral-server.conf /usr/share/man/man8/corral-server.8.gz"
+	want_admin="/usr/share/man/man1/corral-admin.1.gz /usr/share/man/man5/corral-policy.5.gz"
+	for p in "${programs[@]}"; do
+		case $p in
+		*/corrald | */corral) want_agent="$want_agent $p" ;;
+		*/corral-server) want_server="$want_server $p" ;;
+		*/corral-admin) want_admin="$want_admin $p" ;;
+		esac
+	done
+	for c in agent server admin; do
+		f=$(ls "$tmp/rpm"/corral-$c-"$version"-1.*.rpm 2>/dev/null | head -n 1)
+		[ -n "$f" ] || { fail "no corral-$c .rpm"; continue; }
+		list=$(rpm -qlp "$f" 2>/dev/null)
+		want_var=want_$c
+		missing=
+		for w in ${!want_var}; do
+			grep -qx "$w" <<<"$list" || missing="$missing $w"
+		done
+		[ -z "$missing" ] && ok "$(basename "$f"): $(wc -l <<<"$list") files, all expected present" ||
+			fail "$(basename "$f") lacks:$missing"
+		if grep -q '^/etc/corral$' <<<"$list"; then
+			fail "$(basename "$f") claims /etc/corral itself"
+		fi
+	done
+	f=$(ls "$tmp/rpm"/corral-agent-*.rpm | head -n 1)
+	rpm -qcp "$f" | grep -x /etc/corral/corrald.conf >/dev/null && ok "corrald.conf is %config in the rpm" ||
+		fail "corrald.conf is not %config in the rpm"
+	rpm -qp --scripts "$f" | grep 'useradd' >/dev/null && ok "rpm %pre creates the worker account" ||
+		fail "rpm scriptlets do not create the worker account"
+	rpm -qp --requires "$f" | grep -x libseccomp >/dev/null && ok "rpm requires the RHEL 9 library packages" ||
+		fail "rpm requires lack libseccomp"
+else
+	notice "rpmbuild not available: RPM check skipped"
+fi
+
+echo
+if [ "$failures" -ne 0 ]; then
+	echo "package test: $failures failure(s)"
+	exit 1
+fi
+echo "package test: all checks passed"

@@ -65,7 +65,8 @@ cleanup() {
 			dpkg --purge "$p" >/dev/null 2>&1
 		fi
 	done
-	rm -f /etc/corral/corrald.conf.d/50-mdm.conf /etc/corral/trust.root /etc/corral/enroll.token
+	rm -f /etc/corral/corrald.conf.d/50-mdm.conf /etc/corral/trust.root /etc/corral/enroll.token \
+		/etc/corral/fleet-ca.pem
 	rmdir /etc/corral/corrald.conf.d /etc/corral 2>/dev/null
 	for u in "${made_users[@]}"; do
 		getent passwd "$u" >/dev/null && userdel "$u" >/dev/null 2>&1

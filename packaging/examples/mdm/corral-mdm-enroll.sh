@@ -1,20 +1,24 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Generic MDM post-install script for corral-agent: drop the enrollment settings, the
-# enrollment token and the fleet's trust root, then (re)start corrald so it enrolls. Works
+# enrollment token, the fleet's trust root and the fleet CA certificate, then (re)start
+# corrald so it enrolls. Works
 # whether it runs before or after the package is installed, and is safe to run again (an
 # enrolled device ignores the token; the token file is emptied by corrald after use).
 #
 # The MDM provides, as environment variables or by editing the defaults below:
 #   CORRAL_SERVER_URL    https://host:port of corral-server
-#   CORRAL_ENROLL_TOKEN  one enrollment token (`corral-admin token create --group ...`)
-#   CORRAL_TRUST_ROOT    path of the trust root file the MDM delivered (trust.root from
-#                        `corral-admin trust init` / `trust rotate`)
+#   CORRAL_ENROLL_TOKEN  an enrollment token (`corral-admin enroll-token create --group G`)
+#   CORRAL_TRUST_ROOT    path of the trust root file the MDM delivered (from
+#                        `corral-admin trust init`, or the latest `trust rotate`)
+#   CORRAL_FLEET_CA      path of the fleet CA certificate the MDM delivered (ca.pem from the
+#                        server's data directory): the only CA corrald trusts for the server
 set -eu
 
 server_url=${CORRAL_SERVER_URL:-https://corral.example.com:8443}
 token=${CORRAL_ENROLL_TOKEN:-}
 trust_root_src=${CORRAL_TRUST_ROOT:-}
+fleet_ca_src=${CORRAL_FLEET_CA:-}
 
 umask 077
 install -d -m 0755 /etc/corral /etc/corral/corrald.conf.d
@@ -23,6 +27,10 @@ install -d -m 0755 /etc/corral /etc/corral/corrald.conf.d
 if [ -n "$trust_root_src" ]; then
 	install -m 0644 -o root -g root "$trust_root_src" /etc/corral/trust.root.new
 	mv -f /etc/corral/trust.root.new /etc/corral/trust.root
+fi
+if [ -n "$fleet_ca_src" ]; then
+	install -m 0644 -o root -g root "$fleet_ca_src" /etc/corral/fleet-ca.pem.new
+	mv -f /etc/corral/fleet-ca.pem.new /etc/corral/fleet-ca.pem
 fi
 
 # The token is a secret: 0600, written atomically, never on a command line of a long-lived
@@ -40,6 +48,7 @@ cat >"$tmp" <<CONF
 server_url = $server_url
 enroll_token_file = /etc/corral/enroll.token
 trust_root_file = /etc/corral/trust.root
+server_ca_file = /etc/corral/fleet-ca.pem
 CONF
 chmod 0644 "$tmp"
 mv -f "$tmp" /etc/corral/corrald.conf.d/50-mdm.conf

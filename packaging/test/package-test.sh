@@ -53,13 +53,22 @@ for d in /var/lib/corral /var/lib/corral-server /etc/corral; do
 	[ -e "$d" ] && skip "$d exists: not touching an existing corral installation"
 done
 
+server_pid=
+corrald_pid=
 made_users=()
 for u in corral corral-server; do
 	getent passwd "$u" >/dev/null || made_users+=("$u")
 done
 tmp=$(mktemp -d /tmp/corral-pkgtest.XXXXXX)
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
+	return 0
+}
 cleanup() {
 	set +e
+	stop_pid "$corrald_pid"
+	stop_pid "$server_pid"
 	for p in corral-server corral-agent corral-admin; do
 		if known "$p"; then
 			dpkg --purge "$p" >/dev/null 2>&1
@@ -216,9 +225,106 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	done
 fi
 
+# run_corrald LOG: runs the installed corrald with the installed configuration (as the unit
+# would) in the background; sets corrald_pid.
+run_corrald() {
+	/usr/sbin/corrald >"$1" 2>&1 &
+	corrald_pid=$!
+}
+# wait_log FILE PATTERN SECONDS: 0 once PATTERN appears in FILE.
+wait_log() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+step "unattended enrollment: MDM script + installed corral-server and corrald"
+enrolled=0
+if [ -x /usr/sbin/corrald ] && [ -x /usr/sbin/corral-server ] && [ -x /usr/bin/corral-admin ] &&
+	command -v setpriv >/dev/null 2>&1; then
+	# The server as its unit runs it: its account, its data directory, its packaged config
+	# (0640 root:corral-server: readable through the group only), on loopback.
+	# Port 0: the kernel picks a free one; the server logs it.
+	setpriv --reuid corral-server --regid corral-server --init-groups \
+		/usr/sbin/corral-server --config /etc/corral/corral-server.conf \
+		--data-dir /var/lib/corral-server --listen 127.0.0.1:0 --hostname localhost \
+		>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	port=
+	if wait_log "$tmp/server.log" "listening on" 10; then
+		port=$(sed -n 's|.*listening on https://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/server.log")
+		ok "corral-server runs as corral-server with the packaged configuration (port $port)"
+	else
+		fail "corral-server did not start"
+		sed 's/^/    /' "$tmp/server.log" | head -n 5
+	fi
+	S=(--server "https://127.0.0.1:$port" --ca /var/lib/corral-server/ca.pem
+		--token-file /var/lib/corral-server/admin.token)
+	mkdir -m 0700 "$tmp/keys"
+	adm() { /usr/bin/corral-admin "$@" >>"$tmp/admin.log" 2>&1; }
+	if adm key generate --name root1 --out "$tmp/keys" &&
+		adm key generate --name signer1 --out "$tmp/keys" &&
+		adm trust init --root "$tmp/keys/root1.pub" --root-threshold 1 \
+			--signer "$tmp/keys/signer1.pub" --signer-threshold 1 \
+			--key "$tmp/keys/root1.key" --expires 1d -o "$tmp/trust.root" &&
+		adm trust publish "$tmp/trust.root" "${S[@]}" &&
+		adm group create canary "${S[@]}" &&
+		token=$(/usr/bin/corral-admin enroll-token create --group canary --uses 1 \
+			--expires 30m "${S[@]}" 2>>"$tmp/admin.log"); then
+		ok "server prepared: trust root published, enrollment token for group canary"
+	else
+		fail "corral-admin could not prepare the server"
+		sed 's/^/    /' "$tmp/admin.log" | tail -n 5
+	fi
+	# What an MDM does: run the example script with its values.
+	CORRAL_SERVER_URL="https://127.0.0.1:$port" CORRAL_ENROLL_TOKEN="${token:-}" \
+		CORRAL_TRUST_ROOT="$tmp/trust.root" CORRAL_FLEET_CA=/var/lib/corral-server/ca.pem \
+		sh "$src/packaging/examples/mdm/corral-mdm-enroll.sh" ||
+		fail "the MDM example script failed"
+	check_mode 600 root root /etc/corral/enroll.token
+	check_mode 644 root root /etc/corral/trust.root
+	check_mode 644 root root /etc/corral/fleet-ca.pem
+	check_mode 644 root root /etc/corral/corrald.conf.d/50-mdm.conf
+	run_corrald "$tmp/corrald-enroll.log"
+	if wait_log "$tmp/corrald-enroll.log" "enrolled as" 15; then
+		ok "corrald $(grep -o 'enrolled as .*' "$tmp/corrald-enroll.log") on its first start"
+		enrolled=1
+	else
+		fail "corrald did not enroll"
+		sed 's/^/    /' "$tmp/corrald-enroll.log" | head -n 8
+	fi
+	if [ ! -s /etc/corral/enroll.token ]; then
+		ok "the used enrollment token is gone from the device"
+	else
+		fail "enroll.token still holds the token after enrollment"
+	fi
+	# The MDM runs its script again (periodic compliance runs): an enrolled device, asked
+	# through `corral status` on the running daemon, gets no new token.
+	CORRAL_SERVER_URL="https://127.0.0.1:$port" CORRAL_ENROLL_TOKEN=unused.token \
+		sh "$src/packaging/examples/mdm/corral-mdm-enroll.sh" ||
+		fail "the MDM example script failed on its second run"
+	[ ! -e /etc/corral/enroll.token ] && ok "MDM script re-run leaves no token on an enrolled device" ||
+		fail "MDM script re-run wrote a token to an enrolled device"
+	stop_pid "$corrald_pid"
+	corrald_pid=
+	n=$(/usr/bin/corral-admin device list --group canary "${S[@]}" 2>/dev/null | grep -c '^d-' || true)
+	[ "$n" = 1 ] && ok "the server lists the device in group canary" ||
+		fail "server lists $n devices in canary"
+	stop_pid "$server_pid"
+	server_pid=
+else
+	notice "corrald, corral-server or corral-admin not built (or no setpriv): enrollment not run"
+fi
+
 step "local changes and fleet files before the upgrade"
 printf '\n# local edit by the package test\nlog_level = debug\n' >>/etc/corral/corrald.conf
-install -m 0644 "$src/packaging/examples/mdm/50-mdm.conf" /etc/corral/corrald.conf.d/50-mdm.conf
+if [ "$enrolled" -eq 0 ]; then
+	install -m 0644 "$src/packaging/examples/mdm/50-mdm.conf" \
+		/etc/corral/corrald.conf.d/50-mdm.conf
+fi
 echo "state-before-upgrade" >/var/lib/corral/pkgtest.marker
 echo "state-before-upgrade" >/var/lib/corral-server/pkgtest.marker
 
@@ -238,30 +344,50 @@ for d in /var/lib/corral /var/lib/corral-server; do
 done
 check_mode 700 root root /var/lib/corral
 check_mode 640 root corral-server /etc/corral/corral-server.conf
+if [ "$enrolled" -eq 1 ]; then
+	# The upgraded corrald starts on the kept database: same identity, no second enrollment
+	# (the server is down now; it just retries in the background).
+	run_corrald "$tmp/corrald-upgraded.log"
+	wait_log "$tmp/corrald-upgraded.log" "started" 10 || true
+	sleep 1
+	stop_pid "$corrald_pid"
+	corrald_pid=
+	if grep -q "started" "$tmp/corrald-upgraded.log" &&
+		! grep -q "enrolling" "$tmp/corrald-upgraded.log"; then
+		ok "upgraded corrald resumes with its enrollment (no re-enrollment)"
+	else
+		fail "upgraded corrald did not resume its enrollment"
+		sed 's/^/    /' "$tmp/corrald-upgraded.log" | head -n 8
+	fi
+fi
 
 step "downgrade: a database from a newer corral is refused"
 if [ -x /usr/sbin/corrald ] && command -v sqlite3 >/dev/null 2>&1; then
-	# corrald in offline mode with its own data directory and socket: it creates its
-	# database on start. Then the schema version is raised past what this binary knows, as
-	# a newer corral would have left it, and the next start must refuse with a clear message.
-	dd=$tmp/corrald-data
-	mkdir -m 0700 "$dd"
-	args=(--config /dev/null --config-dir "$tmp" --offline --device-id pkgtest --groups pkgtest
-		--data-dir "$dd" --socket "$tmp/corrald.sock")
-	timeout 5 /usr/sbin/corrald "${args[@]}" >"$tmp/corrald-1.log" 2>&1 || true
-	db=$(find "$dd" -maxdepth 1 -type f -exec sh -c \
+	# A newer corral would have left its database in /var/lib/corral with a higher schema
+	# version: make it so, then start this (older) corrald on it, as the unit would.
+	dg_args=() # enrolled: the installed configuration, as the unit runs it
+	if [ "$enrolled" -eq 0 ]; then
+		# no enrollment ran: let corrald create its database in offline mode first
+		mkdir -m 0700 -p "$tmp/keys"
+		/usr/bin/corral-admin key generate --name r --out "$tmp/keys" >/dev/null 2>&1 || true
+		/usr/bin/corral-admin trust init --root "$tmp/keys/r.pub" --root-threshold 1 \
+			--signer "$tmp/keys/r.pub" --signer-threshold 1 --key "$tmp/keys/r.key" \
+			--expires 1d -o "$tmp/trust.root" >/dev/null 2>&1 || true
+		dg_args=(--config /dev/null --config-dir "$tmp" --offline --trust "$tmp/trust.root"
+			--device-id pkgtest --groups pkgtest)
+		timeout 5 /usr/sbin/corrald "${dg_args[@]}" >"$tmp/corrald-1.log" 2>&1 || true
+	fi
+	db=$(find /var/lib/corral -maxdepth 1 -type f -exec sh -c \
 		'head -c 15 "$1" | grep -q "SQLite format 3" && echo "$1"' _ {} \; | head -n 1)
 	if [ -z "$db" ]; then
-		notice "corrald created no database in offline mode, so the refusal is not shown here"
-		notice "(lib/db refuses newer schemas: tests/unit/db); corrald said:"
-		sed 's/^/    /' "$tmp/corrald-1.log" | head -n 5
+		fail "no corrald database in /var/lib/corral"
 	else
 		sqlite3 "$db" 'PRAGMA user_version = 9999;'
 		rc=0
-		timeout 5 /usr/sbin/corrald "${args[@]}" >"$tmp/corrald-2.log" 2>&1 || rc=$?
+		timeout 10 /usr/sbin/corrald "${dg_args[@]}" >"$tmp/corrald-2.log" 2>&1 || rc=$?
 		if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] &&
 			grep -q "newer than this program supports" "$tmp/corrald-2.log"; then
-			ok "corrald refuses a newer database (exit $rc): $(grep -m1 newer "$tmp/corrald-2.log")"
+			ok "corrald refuses a newer database (exit $rc): $(grep -m1 -o 'database schema.*' "$tmp/corrald-2.log")"
 		else
 			fail "corrald did not refuse a newer database (exit $rc)"
 			sed 's/^/    /' "$tmp/corrald-2.log" | head -n 5

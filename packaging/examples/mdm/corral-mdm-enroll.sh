@@ -3,8 +3,9 @@
 # Generic MDM post-install script for corral-agent: drop the enrollment settings, the
 # enrollment token, the fleet's trust root and the fleet CA certificate, then (re)start
 # corrald so it enrolls. Works
-# whether it runs before or after the package is installed, and is safe to run again (an
-# enrolled device ignores the token; the token file is emptied by corrald after use).
+# whether it runs before or after the package is installed, and is safe to run again: corrald
+# deletes the token file once enrolled, and the script writes no token to a device whose
+# corrald reports itself enrolled.
 #
 # The MDM provides, as environment variables or by editing the defaults below:
 #   CORRAL_SERVER_URL    https://host:port of corral-server
@@ -35,7 +36,11 @@ fi
 
 # The token is a secret: 0600, written atomically, never on a command line of a long-lived
 # process. An empty CORRAL_ENROLL_TOKEN keeps the existing file (re-runs after enrollment).
-if [ -n "$token" ]; then
+enrolled=no
+if command -v corral >/dev/null 2>&1 && corral status 2>/dev/null | grep -q '^enrolled: *yes'; then
+	enrolled=yes
+fi
+if [ -n "$token" ] && [ "$enrolled" = no ]; then
 	tmp=$(mktemp /etc/corral/.enroll.token.XXXXXX)
 	printf '%s\n' "$token" >"$tmp"
 	chmod 0600 "$tmp"

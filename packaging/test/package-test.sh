@@ -124,7 +124,7 @@ ok "built ${#debs_v1[@]} + ${#debs_v2[@]} .debs in $(($(date +%s) - t0)) s"
 # Which programs this tree packages (targets may still be missing on a branch).
 has() { dpkg-deb -c "$1" | grep "\./usr/s\?bin/$2\$" >/dev/null; }
 programs=()
-for spec in "corral-agent corrald sbin" "corral-agent corral bin" \
+for spec in "corral-agent corrald sbin" "corral-agent corrald-worker sbin" "corral-agent corral bin" \
 	"corral-server corral-server sbin" "corral-admin corral-admin bin"; do
 	set -- $spec
 	if has "$tmp/v1/${1}_${version}_amd64.deb" "$2"; then
@@ -210,6 +210,7 @@ for page in corrald.8 corral.1 corrald.conf.5 corral-server.8 corral-admin.1 cor
 	fi
 done
 for p in "${programs[@]}"; do
+	[ "${p##*/}" = corrald-worker ] && continue # internal; started by corrald only
 	out=$("$p" --version 2>&1) || fail "$p --version exited non-zero: $out"
 	case $out in
 	*"$version"*) ok "$p --version: $out" ;;
@@ -448,7 +449,7 @@ if [ "$have_rpm" -eq 1 ]; then
 	want_admin="/usr/share/man/man1/corral-admin.1.gz /usr/share/man/man5/corral-policy.5.gz"
 	for p in "${programs[@]}"; do
 		case $p in
-		*/corrald | */corral) want_agent="$want_agent $p" ;;
+		*/corrald | */corrald-worker | */corral) want_agent="$want_agent $p" ;;
 		*/corral-server) want_server="$want_server $p" ;;
 		*/corral-admin) want_admin="$want_admin $p" ;;
 		esac

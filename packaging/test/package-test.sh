@@ -230,6 +230,44 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	done
 fi
 
+step "the unit's capability bounding set suffices for enforcement"
+# systemd gives corrald (root) exactly CapabilityBoundingSet= as its capabilities; setpriv
+# reproduces that for the build's sandbox and BPF tools, with NoNewPrivileges= as well.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' /usr/lib/systemd/system/corrald.service |
+	tr ' ' '\n' | sed -n 's/^CAP_\([A-Z_]*\)$/+\L\1/p' | paste -sd, -)
+if [ -z "$caps" ] || ! command -v setpriv >/dev/null 2>&1; then
+	fail "no CapabilityBoundingSet= in the installed corrald.service (or no setpriv)"
+else
+	as_unit=(setpriv --bounding-set "-all,$caps" --inh-caps=-all --no-new-privs)
+	sbx=$bin/bin/corral-sbx-run
+	if [ -x "$sbx" ]; then
+		for tier in process namespace; do
+			extra=()
+			[ "$tier" = namespace ] && extra=(--namespace)
+			# from / : the namespace tier only sees what the rules grant, not ctest's cwd
+			if out=$(cd / && "${as_unit[@]}" "$sbx" "${extra[@]}" --uid 65534 --gid 65534 --read /usr \
+				--read /etc --read /proc --exec /usr --exec /bin --exec /lib --exec /lib64 \
+				--write /dev/null --memory 256M --pids 64 --cpu 50 --quiet -- /bin/true 2>&1); then
+				ok "sandbox session ($tier tier, cgroups, Landlock, seccomp) under the unit's set"
+			else
+				fail "sandbox session ($tier tier) fails under the unit's capability set: $out"
+			fi
+		done
+	else
+		notice "corral-sbx-run not built: sandbox not checked against the capability set"
+	fi
+	bench=$bin/bin/bench_net_connect
+	if [ -x "$bench" ]; then
+		if out=$(timeout 60 "${as_unit[@]}" "$bench" 100 2>&1); then
+			ok "BPF egress filter loads and attaches under the unit's set"
+		else
+			fail "BPF egress filter fails under the unit's capability set: $(tail -n 2 <<<"$out")"
+		fi
+	else
+		notice "bench_net_connect not built: BPF egress not checked against the capability set"
+	fi
+fi
+
 # run_corrald LOG: runs the installed corrald with the installed configuration (as the unit
 # would) in the background; sets corrald_pid.
 run_corrald() {

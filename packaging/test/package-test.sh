@@ -59,7 +59,7 @@ made_users=()
 for u in corral corral-server; do
 	getent passwd "$u" >/dev/null || made_users+=("$u")
 done
-tmp=$(mktemp -d /tmp/corral-pkgtest.XXXXXX)
+tmp=$(mktemp -d)
 stop_pid() {
 	[ -n "$1" ] || return 0
 	kill "$1" 2>/dev/null && wait "$1" 2>/dev/null

@@ -41,13 +41,13 @@ if command -v corral >/dev/null 2>&1 && corral status 2>/dev/null | grep -q '^en
 	enrolled=yes
 fi
 if [ -n "$token" ] && [ "$enrolled" = no ]; then
-	tmp=$(mktemp /etc/corral/.enroll.token.XXXXXX)
+	tmp=$(mktemp -p /etc/corral)
 	printf '%s\n' "$token" >"$tmp"
 	chmod 0600 "$tmp"
 	mv -f "$tmp" /etc/corral/enroll.token
 fi
 
-tmp=$(mktemp /etc/corral/corrald.conf.d/.50-mdm.conf.XXXXXX)
+tmp=$(mktemp -p /etc/corral/corrald.conf.d) # not *.conf: corrald ignores it
 cat >"$tmp" <<CONF
 # Written by the MDM ($(basename "$0")); do not edit by hand.
 server_url = $server_url

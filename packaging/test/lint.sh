@@ -5,7 +5,9 @@
 #     page named in a unit's Documentation= exists;
 #   - both systemd units pass `systemd-analyze verify`, and their exposure scores stay within
 #     the bounds argued in the unit files (`systemd-analyze security --offline`);
-#   - maintainer scripts and examples parse (sh -n), the Ansible playbook is valid YAML.
+#   - maintainer scripts and examples parse (sh -n), the Ansible playbook is valid YAML;
+#   - the RPM scriptlets, run against stub commands, make the calls rpm expects for install,
+#     upgrade and erase (there is no RHEL here to run them for real).
 # A check whose tool is missing is reported and skipped; if every check was skipped the test
 # exits 77. Usage: lint.sh SOURCE_DIR BINARY_DIR
 set -uo pipefail
@@ -129,6 +131,48 @@ if python3 -c 'import yaml' 2>/dev/null; then
 else
 	skipped+=("Ansible playbook: python3-yaml not installed")
 fi
+
+# --- RPM scriptlets: no RHEL here, so run them against stub commands and compare the calls
+# they make for each $1 (1 = install, 2 = upgrade, 0 = erase) with what rpm expects.
+stub=$tmp/stub
+mkdir -p "$stub"
+for cmd in systemctl systemd-tmpfiles useradd; do
+	printf '#!/bin/sh\necho "%s $*" >>"%s/calls"\n' "$cmd" "$tmp" >"$stub/$cmd"
+	chmod +x "$stub/$cmd"
+done
+printf '#!/bin/sh\nexit 2\n' >"$stub/getent" # no account exists yet
+chmod +x "$stub/getent"
+scriptlet_calls() { # COMPONENT PHASE ARG
+	rm -f "$tmp/calls"
+	PATH=$stub:$PATH sh "$pkg/rpm/$1-$2.sh" "$3" >/dev/null 2>&1 || echo "exit-status $?"
+	[ -f "$tmp/calls" ] && sed 's/ *$//' "$tmp/calls" | paste -sd';' - || true
+}
+rpm_ok=1
+expect() { # COMPONENT PHASE ARG EXPECTED-CALLS
+	local got
+	got=$(scriptlet_calls "$1" "$2" "$3")
+	if [ "$got" != "$4" ]; then
+		fail "rpm $1 %$2 $3: calls '$got', want '$4'"
+		rpm_ok=0
+	fi
+}
+for c in agent server; do
+	case $c in
+	agent) unit=corrald.service tmpf=corral.conf user=corral ;;
+	server) unit=corral-server.service tmpf=corral-server.conf user=corral-server ;;
+	esac
+	# without systemd as PID 1 (this machine, image builds): no start/stop/reload
+	expect $c pre 1 "useradd --system --user-group --no-create-home --home-dir $(
+		[ $c = agent ] && echo /nonexistent || echo /var/lib/corral-server) --shell /sbin/nologin --comment $(
+		[ $c = agent ] && echo 'corral network worker' || echo 'corral management server') $user"
+	expect $c post 1 "systemd-tmpfiles --create $tmpf;systemctl enable $unit"
+	expect $c post 2 "systemd-tmpfiles --create $tmpf"
+	expect $c preun 0 "systemctl disable $unit"
+	expect $c preun 1 ""
+	expect $c postun 0 ""
+	expect $c postun 1 ""
+done
+[ "$rpm_ok" -eq 1 ] && pass "RPM scriptlets make the expected calls for install, upgrade, erase"
 
 for s in "${skipped[@]}"; do
 	echo "skipped: $s"

@@ -203,7 +203,7 @@ for page in corrald.8 corral.1 corrald.conf.5 corral-server.8 corral-admin.1 cor
 	name=${page%.*}
 	sec=${page##*.}
 	f=/usr/share/man/man$sec/$page.gz
-	if [ -f "$f" ] && man -w "$sec" "$name" >/dev/null 2>&1; then
+	if [ -f "$f" ] && { ! command -v man >/dev/null 2>&1 || man -w "$sec" "$name" >/dev/null 2>&1; }; then
 		ok "man $sec $name"
 	else
 		fail "man page $page not installed or not found by man"

@@ -239,30 +239,36 @@ if [ -z "$caps" ] || ! command -v setpriv >/dev/null 2>&1; then
 	fail "no CapabilityBoundingSet= in the installed corrald.service (or no setpriv)"
 else
 	as_unit=(setpriv --bounding-set "-all,$caps" --inh-caps=-all --no-new-privs)
+	# A tool that fails under the unit's set runs again with all of root's capabilities: if it
+	# fails there too, the environment lacks something (no BPF, no user namespaces) and the
+	# capability set is not what is measured; that is reported, not failed. (The unit's set
+	# runs first: a full-root run could create state, like a v1 cgroup parent, that would
+	# hide a missing capability.)
+	cap_check() { # WHAT COMMAND...
+		local what=$1 out
+		shift
+		if out=$(cd / && timeout 60 "${as_unit[@]}" "$@" 2>&1); then
+			ok "$what works under the unit's capability set"
+		elif (cd / && timeout 60 "$@" >/dev/null 2>&1); then
+			fail "$what fails under the unit's capability set: $(tail -n 2 <<<"$out")"
+		else
+			notice "$what fails even as full root here, capability set not measured: $(tail -n 1 <<<"$out")"
+		fi
+	}
 	sbx=$bin/bin/corral-sbx-run
 	if [ -x "$sbx" ]; then
-		for tier in process namespace; do
-			extra=()
-			[ "$tier" = namespace ] && extra=(--namespace)
-			# from / : the namespace tier only sees what the rules grant, not ctest's cwd
-			if out=$(cd / && "${as_unit[@]}" "$sbx" "${extra[@]}" --uid 65534 --gid 65534 --read /usr \
-				--read /etc --read /proc --exec /usr --exec /bin --exec /lib --exec /lib64 \
-				--write /dev/null --memory 256M --pids 64 --cpu 50 --quiet -- /bin/true 2>&1); then
-				ok "sandbox session ($tier tier, cgroups, Landlock, seccomp) under the unit's set"
-			else
-				fail "sandbox session ($tier tier) fails under the unit's capability set: $out"
-			fi
-		done
+		# from / : the namespace tier only sees what the rules grant, not ctest's cwd
+		sbx_args=(--uid 65534 --gid 65534 --read /usr --read /etc --read /proc --exec /usr
+			--exec /bin --exec /lib --exec /lib64 --write /dev/null --memory 256M --pids 64
+			--cpu 50 --quiet -- /bin/true)
+		cap_check "sandbox session (process tier: cgroups, Landlock, seccomp)" "$sbx" "${sbx_args[@]}"
+		cap_check "sandbox session (namespace tier)" "$sbx" --namespace "${sbx_args[@]}"
 	else
 		notice "corral-sbx-run not built: sandbox not checked against the capability set"
 	fi
 	bench=$bin/bin/bench_net_connect
 	if [ -x "$bench" ]; then
-		if out=$(timeout 60 "${as_unit[@]}" "$bench" 100 2>&1); then
-			ok "BPF egress filter loads and attaches under the unit's set"
-		else
-			fail "BPF egress filter fails under the unit's capability set: $(tail -n 2 <<<"$out")"
-		fi
+		cap_check "BPF egress filter (load, attach, filtered connects)" "$bench" 100
 	else
 		notice "bench_net_connect not built: BPF egress not checked against the capability set"
 	fi

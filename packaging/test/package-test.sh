@@ -78,7 +78,15 @@ cleanup() {
 		/etc/corral/fleet-ca.pem
 	rmdir /etc/corral/corrald.conf.d /etc/corral 2>/dev/null
 	for u in "${made_users[@]}"; do
-		getent passwd "$u" >/dev/null && userdel "$u" >/dev/null 2>&1
+		getent passwd "$u" >/dev/null || continue
+		# corrald's worker (user corral) may still be exiting after corrald stopped; userdel
+		# refuses an account in use, so wait for its processes to be gone (never kill them
+		# by uid: only what this test started, by pid, is stopped above).
+		for ((i = 0; i < 100; i++)); do
+			pgrep -u "$u" >/dev/null 2>&1 || break
+			sleep 0.1
+		done
+		userdel "$u" >/dev/null 2>&1 || echo "note: could not delete the account $u this test created" >&2
 		getent group "$u" >/dev/null && groupdel "$u" >/dev/null 2>&1
 	done
 	rm -rf "$tmp"

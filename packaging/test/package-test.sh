@@ -65,9 +65,31 @@ stop_pid() {
 	kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
 	return 0
 }
+# stop_corrald: stops the corrald this test started and its worker. Under systemd,
+# KillMode=control-group ends both together; here the worker (its child, found by parent pid
+# before corrald goes) may linger until its current network wait ends, so it is stopped by
+# pid too, with a note of it.
+stop_corrald() {
+	[ -n "$corrald_pid" ] || return 0
+	local children p i
+	children=$(pgrep -P "$corrald_pid" 2>/dev/null | paste -sd' ' -)
+	stop_pid "$corrald_pid"
+	corrald_pid=
+	for p in $children; do
+		for ((i = 0; i < 30; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "note: corrald's child $p was still running 3 s after corrald exited; stopping it"
+			kill "$p" 2>/dev/null
+		fi
+	done
+	return 0
+}
 cleanup() {
 	set +e
-	stop_pid "$corrald_pid"
+	stop_corrald
 	stop_pid "$server_pid"
 	for p in corral-server corral-agent corral-admin; do
 		if known "$p"; then
@@ -365,8 +387,7 @@ if [ -x /usr/sbin/corrald ] && [ -x /usr/sbin/corral-server ] && [ -x /usr/bin/c
 		fail "the MDM example script failed on its second run"
 	[ ! -e /etc/corral/enroll.token ] && ok "MDM script re-run leaves no token on an enrolled device" ||
 		fail "MDM script re-run wrote a token to an enrolled device"
-	stop_pid "$corrald_pid"
-	corrald_pid=
+	stop_corrald
 	n=$(/usr/bin/corral-admin device list --group canary "${S[@]}" 2>/dev/null | grep -c '^d-' || true)
 	[ "$n" = 1 ] && ok "the server lists the device in group canary" ||
 		fail "server lists $n devices in canary"
@@ -407,8 +428,7 @@ if [ "$enrolled" -eq 1 ]; then
 	run_corrald "$tmp/corrald-upgraded.log"
 	wait_log "$tmp/corrald-upgraded.log" "started" 10 || true
 	sleep 1
-	stop_pid "$corrald_pid"
-	corrald_pid=
+	stop_corrald
 	if grep -q "started" "$tmp/corrald-upgraded.log" &&
 		! grep -q "enrolling" "$tmp/corrald-upgraded.log"; then
 		ok "upgraded corrald resumes with its enrollment (no re-enrollment)"

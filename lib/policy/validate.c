@@ -339,7 +339,8 @@ int policy_cidr_canonical(const char *in, size_t len, char **ret, char *why, siz
 	char text[INET6_ADDRSTRLEN];
 	if (!inet_ntop(family, addr, text, sizeof(text)))
 		return -EINVAL;
-	char out[INET6_ADDRSTRLEN + 8];
+	/* prefix <= 128 here; the slack only keeps -Wformat-truncation quiet at -O0. */
+	char out[INET6_ADDRSTRLEN + 24];
 	snprintf(out, sizeof(out), "%s/%ld", text, prefix);
 	char *r = strdup(out);
 	if (!r)

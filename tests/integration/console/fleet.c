@@ -639,8 +639,10 @@ int fleet_seed(struct fleet *f)
 	for (size_t i = 0; i < FLEET_DEVICES; i++) {
 		struct fleet_device *d = &f->dev[i];
 		bool canary = i < 4;
-		snprintf(d->group, sizeof(d->group), "%s", canary ? "canary" : "prod");
-		snprintf(d->name, sizeof(d->name), "%s-%zu", d->group, canary ? i + 1 : i - 3);
+		const char *group = canary ? "canary" : "prod";
+		snprintf(d->group, sizeof(d->group), "%s", group);
+		snprintf(d->name, sizeof(d->name), "%s-%u", group,
+		         (unsigned)(canary ? i + 1 : i - 3));
 		if (enroll(f, d, canary ? tc : tp) < 0 || report_device(f, i) < 0)
 			return -1;
 	}

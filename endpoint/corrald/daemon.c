@@ -1565,7 +1565,7 @@ static int install_initial_root(struct cd_daemon *d)
 	if (!d->cfg->trust_root_file) {
 		if (!d->cfg->offline && !trust_store_current_root(d->trust))
 			log_warn("no trust_root_file: the first trust root will be taken from the "
-				 "server at enrollment (trust on first use)");
+			         "server at enrollment (trust on first use)");
 		return 0;
 	}
 	_cleanup_free_ char *buf = NULL;

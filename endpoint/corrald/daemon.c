@@ -1587,8 +1587,12 @@ static int mkdir_p(const char *path, mode_t mode)
 
 static int install_initial_root(struct cd_daemon *d)
 {
-	if (!d->cfg->trust_root_file)
+	if (!d->cfg->trust_root_file) {
+		if (!d->cfg->offline && !trust_store_current_root(d->trust))
+			log_warn("no trust_root_file: the first trust root will be taken from the "
+			         "server at enrollment (trust on first use)");
 		return 0;
+	}
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = util_read_file(d->cfg->trust_root_file, TRUST_ENVELOPE_MAX, &buf, &len);

@@ -86,20 +86,14 @@ static void set_error(struct compile_ctx *c, const char *reason)
 {
 	if (!c->err)
 		return;
-	char q[64];
-	/* The pointer may hold raw key bytes: quote them so no control character is printed. */
-	policy_quote(c->ptr, c->ptr_len, q, sizeof(q));
-	if (c->ptr_len < sizeof(c->err->pointer) && c->ptr_len < 48)
-		snprintf(c->err->pointer, sizeof(c->err->pointer), "%s", q);
-	else {
-		size_t n = c->ptr_len < sizeof(c->err->pointer) - 1 ? c->ptr_len
-		                                                    : sizeof(c->err->pointer) - 1;
-		for (size_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)c->ptr[i];
-			c->err->pointer[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-		}
-		c->err->pointer[n] = '\0';
+	/* The pointer may hold raw key bytes: no control character is ever printed. */
+	size_t n =
+	        c->ptr_len < sizeof(c->err->pointer) - 1 ? c->ptr_len : sizeof(c->err->pointer) - 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)c->ptr[i];
+		c->err->pointer[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
 	}
+	c->err->pointer[n] = '\0';
 	snprintf(c->err->reason, sizeof(c->err->reason), "%s", reason);
 }
 
@@ -197,6 +191,8 @@ static int require(struct compile_ctx *c, json_t *obj, const char *key)
 static int string_value(struct compile_ctx *c, json_t *v, const char **ret, size_t *ret_len)
 {
 	const char *s = json_string_value(v);
+	if (!s)
+		return fail(c, "must be a string, not %s", json_type_name(v));
 	size_t len = json_string_length(v);
 	if (strlen(s) != len)
 		return fail(c, "contains a NUL byte");
@@ -430,7 +426,7 @@ static int compile_network_rule(struct compile_ctx *c, json_t *obj, Corral__Netw
 		return fail(c, "missing required field \"port\" (or \"ports\": \"LOW-HIGH\")");
 	if (port) {
 		saved = ctx_push(c, "port");
-		long long p;
+		long long p = 0;
 		if ((r = int_in_range(c, port, 1, 65535, "a port (1-65535)", &p)) < 0)
 			return r;
 		rule->port_min = rule->port_max = (uint32_t)p;
@@ -466,7 +462,7 @@ static int compile_network(struct compile_ctx *c, json_t *obj, Corral__NetworkRu
 	if (arr && json_array_size(arr) > 0) {
 		size_t saved = ctx_push(c, "allow");
 		size_t n = json_array_size(arr);
-		net->allow = calloc(n, sizeof(*net->allow));
+		net->allow = calloc(n, sizeof(Corral__NetworkRule *));
 		if (!net->allow)
 			return oom(c);
 		net->n_allow = n;
@@ -490,7 +486,7 @@ static int compile_network(struct compile_ctx *c, json_t *obj, Corral__NetworkRu
 	if (arr && json_array_size(arr) > 0) {
 		size_t saved = ctx_push(c, "hosts");
 		size_t n = json_array_size(arr);
-		net->hosts = calloc(n, sizeof(*net->hosts));
+		net->hosts = calloc(n, sizeof(Corral__HostRule *));
 		if (!net->hosts)
 			return oom(c);
 		net->n_hosts = n;
@@ -628,7 +624,7 @@ static int compile_resources(struct compile_ctx *c, json_t *obj, Corral__Resourc
 	v = json_object_get(obj, "pids_max");
 	if (v) {
 		size_t saved = ctx_push(c, "pids_max");
-		long long n;
+		long long n = 0;
 		if ((r = int_in_range(c, v, 1, PIDS_MAX, "a process count (1-4194304)", &n)) < 0)
 			return r;
 		res->pids_max = (uint32_t)n;
@@ -637,7 +633,7 @@ static int compile_resources(struct compile_ctx *c, json_t *obj, Corral__Resourc
 	v = json_object_get(obj, "cpu_max");
 	if (v) {
 		size_t saved = ctx_push(c, "cpu_max");
-		long long pct;
+		long long pct = 0;
 		if (json_is_string(v)) {
 			const char *s = NULL;
 			size_t len = 0;
@@ -784,7 +780,7 @@ static int compile_requires(struct compile_ctx *c, json_t *obj, Corral__Requirem
 	json_t *v = json_object_get(obj, "landlock_abi");
 	if (v) {
 		size_t saved = ctx_push(c, "landlock_abi");
-		long long abi;
+		long long abi = 0;
 		if ((r = int_in_range(c, v, 0, LANDLOCK_ABI_MAX, "a Landlock ABI version (0-7)",
 		                      &abi)) < 0)
 			return r;
@@ -942,7 +938,7 @@ static int compile_profiles(struct compile_ctx *c, json_t *obj, Corral__Policy *
 		return fail(c, "at least one profile is needed");
 	if (n > PROFILES_MAX)
 		return fail(c, "more than %d profiles", PROFILES_MAX);
-	pol->profiles = calloc(n, sizeof(*pol->profiles));
+	pol->profiles = calloc(n, sizeof(Corral__Profile *));
 	if (!pol->profiles)
 		return oom(c);
 	pol->n_profiles = n;
@@ -1073,6 +1069,13 @@ static int load_json(const char *json, size_t len, json_t **ret, struct policy_e
 	json_error_t jerr;
 	json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
+		/* jansson 2.14 reports most allocation failures with an empty message (and an
+		 * "unknown" or "invalid syntax" code); a real syntax error always has text. */
+		if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0') {
+			if (err)
+				snprintf(err->reason, sizeof(err->reason), "out of memory");
+			return -ENOMEM;
+		}
 		if (err) {
 			char q[160];
 			policy_quote(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), q,
@@ -1080,7 +1083,7 @@ static int load_json(const char *json, size_t len, json_t **ret, struct policy_e
 			snprintf(err->reason, sizeof(err->reason), "line %d column %d: %s",
 			         jerr.line, jerr.column, q);
 		}
-		return json_error_code(&jerr) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
+		return -EINVAL;
 	}
 	*ret = root;
 	return 0;

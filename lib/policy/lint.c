@@ -35,6 +35,7 @@ static const char *const lint_codes[] = {
         "no-pids-limit",
         "audit-in-production",
         "root-allowed",
+        "degrade-allowed",
         NULL,
 };
 
@@ -224,6 +225,28 @@ static int lint_network(struct lint_ctx *l, const Corral__NetworkRules *net)
 	return 0;
 }
 
+/* Each degradation an enforcing profile accepts is a layer that can silently go missing. */
+static int lint_degrade(struct lint_ctx *l, const Corral__Degradation *d)
+{
+	int r;
+	if (d->network_to_landlock_ports &&
+	    (r = add(l, "degrade-allowed", "/degrade/network_to_landlock_ports",
+	             "without BPF the profile runs with Landlock TCP port rules only: addresses, "
+	             "UDP and host rules are no longer enforced")) < 0)
+		return r;
+	if (d->resources &&
+	    (r = add(l, "degrade-allowed", "/degrade/resources",
+	             "without the cgroup controllers the profile runs with no resource limits")) <
+	            0)
+		return r;
+	if (d->landlock_partial &&
+	    (r = add(l, "degrade-allowed", "/degrade/landlock_partial",
+	             "on an older kernel the filesystem rules the Landlock ABI cannot express "
+	             "(e.g. truncate, ioctl on devices) are dropped")) < 0)
+		return r;
+	return 0;
+}
+
 static int lint_profile(struct lint_ctx *l, const Corral__Profile *p)
 {
 	int r;
@@ -264,6 +287,9 @@ static int lint_profile(struct lint_ctx *l, const Corral__Profile *p)
 	if (p->production && p->mode == CORRAL__MODE__MODE_AUDIT &&
 	    (r = add(l, "audit-in-production", "/mode",
 	             "a production profile in audit mode denies nothing; it only reports")) < 0)
+		return r;
+	if (p->degrade && p->mode == CORRAL__MODE__MODE_ENFORCE &&
+	    (r = lint_degrade(l, p->degrade)) < 0)
 		return r;
 	if (p->process && p->process->allow_root &&
 	    (r = add(l, "root-allowed", "/process/allow_root",

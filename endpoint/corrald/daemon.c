@@ -1,0 +1,1619 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * corrald's root parent (see daemon.h). This file is the top level of the daemon: it logs.
+ *
+ * Ordering rules that matter here:
+ *  - every event is written to the outbox (its own transaction) before the daemon acts on it
+ *    or answers a client about it;
+ *  - a policy update is applied roots first, then the bundle, each through the trust store in
+ *    one SQLite transaction, and only then is the next long-poll sent;
+ *  - outbox rows are deleted only after the worker relayed the server's ReportAck.
+ */
+#include "daemon.h"
+
+#include "cleanup.h"
+#include "db.h"
+#include "kfeatures.h"
+#include "identity.h"
+#include "ipc.h"
+#include "log.h"
+#include "outbox.h"
+#include "session.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#include "corral_version.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <sqlite3.h>
+
+#define CLIENTS_MAX     64
+#define TAG_SIGNAL      1u
+#define TAG_TIMER       2u
+#define TAG_LISTEN      3u
+#define TAG_WORKER      4u
+#define TAG_CLIENT      0x100u
+#define TAG_SESSION     0x200u
+#define TOKEN_MAX       4096u
+#define CA_PEM_MAX      (256u * 1024u)
+#define GROUPS_TEXT_MAX (64u * 66u)
+#define NEVER           UINT64_MAX
+
+struct client {
+	int fd;
+	uid_t uid;
+	pid_t pid;
+	struct cd_session *session;
+};
+
+struct cd_daemon {
+	const struct cd_config *cfg;
+	sqlite3 *db;
+	struct trust_store *trust;
+	struct cd_outbox *outbox;
+	int epfd, sigfd, timerfd, listenfd;
+	struct client clients[CLIENTS_MAX];
+	struct cd_features features;
+	char db_path[4096], key_path[4096];
+
+	/* identity */
+	char *device_id;
+	char **groups;
+	size_t n_groups;
+	bool enrolled;
+	int64_t cert_not_before, cert_not_after;
+	int64_t last_sync_ms;
+
+	/* worker */
+	pid_t worker_pid;
+	int worker_sock;
+	unsigned worker_failures;
+	uint64_t worker_restart_at;
+	bool poll_inflight, report_inflight, enroll_inflight, renew_inflight;
+	unsigned poll_failures, report_failures, enroll_failures;
+	uint64_t poll_at, report_at, enroll_at, renew_at;
+	uint64_t report_last_seq;
+	EVP_PKEY *renew_key;
+
+	uint64_t rejected_version; /* last bundle refused, to report each refusal once */
+	char rejected_reason[32];
+	char rejected_root[256];
+
+	uint64_t heartbeat_at;
+	uint64_t stale_at;
+	bool stale_reported;
+	uint64_t timer_armed;
+	bool stopping;
+};
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static uint64_t now_mono(void)
+{
+	return util_monotonic_ms();
+}
+
+/* Full-jitter exponential backoff: uniform in [0, min(cap, 1s * 2^failures)]. */
+static uint64_t backoff_ms(const struct cd_daemon *d, unsigned failures)
+{
+	uint64_t cap = (uint64_t)d->cfg->backoff_max * 1000;
+	uint64_t ceil = failures >= 30 ? cap : (1000ull << failures);
+	if (ceil > cap)
+		ceil = cap;
+	if (ceil < 100)
+		ceil = 100;
+	return (uint64_t)arc4random_uniform((uint32_t)(ceil > UINT32_MAX ? UINT32_MAX : ceil));
+}
+
+static void free_groups(struct cd_daemon *d)
+{
+	for (size_t i = 0; i < d->n_groups; i++)
+		free(d->groups[i]);
+	free(d->groups);
+	d->groups = NULL;
+	d->n_groups = 0;
+}
+
+static int set_groups(struct cd_daemon *d, char *const *groups, size_t n)
+{
+	char **copy = calloc(n + 1, sizeof(char *));
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = strdup(groups[i]);
+		if (!copy[i]) {
+			for (size_t k = 0; k < i; k++)
+				free(copy[k]);
+			free(copy);
+			return -ENOMEM;
+		}
+	}
+	free_groups(d);
+	d->groups = copy;
+	d->n_groups = n;
+	return 0;
+}
+
+static uint64_t policy_version(struct cd_daemon *d)
+{
+	struct trust_bundle_info info;
+	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) < 0)
+		return 0;
+	return info.version;
+}
+
+/* Writes `ev` to the outbox (the durable record comes first) and wakes the uploader. */
+static int emit(struct cd_daemon *d, Corral__Event *ev)
+{
+	if (!ev->policy_version)
+		ev->policy_version = policy_version(d);
+	uint64_t seq = 0;
+	int r = cd_outbox_append(d->outbox, ev, &seq);
+	if (r == -ENOSPC)
+		log_warn("outbox full: dropped a kind %d event (will be reported)", (int)ev->kind);
+	else if (r < 0)
+		log_err("outbox: cannot write event: %s", strerror(-r));
+	else
+		log_debug("event seq %" PRIu64 " kind %d", seq, (int)ev->kind);
+	return r;
+}
+
+static int emit_session_event(void *userdata, Corral__Event *ev)
+{
+	return emit(userdata, ev);
+}
+
+static void emit_health(struct cd_daemon *d, const char *state, const char *detail)
+{
+	Corral__AgentHealth h = CORRAL__AGENT_HEALTH__INIT;
+	h.state = (char *)state;
+	h.detail = (char *)(detail ? detail : "");
+	Corral__Event ev = CORRAL__EVENT__INIT;
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_AGENT_HEALTH;
+	ev.detail_case = CORRAL__EVENT__DETAIL_AGENT_HEALTH;
+	ev.agent_health = &h;
+	(void)emit(d, &ev);
+}
+
+static void emit_heartbeat(struct cd_daemon *d)
+{
+	int64_t now = util_now_sec();
+	Corral__Heartbeat hb = CORRAL__HEARTBEAT__INIT;
+	Corral__PolicyBundle *bundle = NULL;
+	struct trust_bundle_info info;
+	memset(&info, 0, sizeof(info));
+	if (trust_store_current(d->trust, NULL, NULL, &bundle, &info) == 0) {
+		hb.policy_version = info.version;
+		hb.policy_expires_at = info.expires_at;
+	}
+	hb.freshness = trust_store_freshness(d->trust, now);
+	uint64_t rv = 0;
+	int64_t rexp = 0;
+	if (trust_store_root_info(d->trust, &rv, &rexp) == 0) {
+		hb.trust_root_version = rv;
+		hb.trust_root_expires_at = rexp;
+		hb.trust_root_expired = rexp > 0 && rexp <= now;
+	}
+	Corral__KernelFeatures req, enf;
+	char *req_ptrs[CD_FEATURES_CONTROLLERS_MAX], *enf_ptrs[CD_FEATURES_CONTROLLERS_MAX];
+	cd_features_requested(bundle ? bundle->policy : NULL, &req, req_ptrs);
+	cd_features_to_proto(&d->features, &enf, enf_ptrs);
+	hb.requested = &req;
+	hb.enforced = &enf;
+	hb.agent_version = (char *)CORRAL_VERSION;
+	struct cd_outbox_stats st;
+	cd_outbox_get_stats(d->outbox, &st);
+	hb.outbox_depth = st.depth;
+	struct utsname un;
+	hb.kernel_release = (char *)"";
+	if (uname(&un) == 0)
+		hb.kernel_release = un.release;
+	Corral__Event ev = CORRAL__EVENT__INIT;
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT;
+	ev.detail_case = CORRAL__EVENT__DETAIL_HEARTBEAT;
+	ev.heartbeat = &hb;
+	ev.policy_version = hb.policy_version;
+	(void)emit(d, &ev);
+	if (hb.freshness == CORRAL__FRESHNESS__FRESHNESS_STALE && !d->stale_reported) {
+		log_warn("policy version %" PRIu64 " expired and nothing newer was received: still "
+		         "enforced, reported stale",
+		         hb.policy_version);
+		d->stale_reported = true;
+	}
+	if (bundle)
+		corral__policy_bundle__free_unpacked(bundle, NULL);
+}
+
+/* When the policy in force expires, report stale at once rather than at the next heartbeat. */
+static void schedule_stale(struct cd_daemon *d)
+{
+	struct trust_bundle_info info;
+	d->stale_at = NEVER;
+	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) < 0)
+		return;
+	int64_t now = util_now_sec();
+	if (info.expires_at <= now) {
+		if (!d->stale_reported)
+			d->stale_at = now_mono();
+		return;
+	}
+	d->stale_reported = false;
+	d->stale_at = now_mono() + (uint64_t)(info.expires_at - now) * 1000 + 500;
+}
+
+/* Applies a bundle; when `resp` is given it is filled for the CLI, its detail pointing into
+ * `detail` (caller's buffer of TRUST detail size). Returns true when applied. */
+static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, const char *origin,
+                         Corral__PolicyApplyResponse *resp, char *detail, size_t detail_len)
+{
+	struct trust_bundle_info info;
+	struct trust_result res;
+	memset(&res, 0, sizeof(res));
+	int r = trust_store_apply_bundle(d->trust, env, len, d->device_id,
+	                                 (const char *const *)d->groups, d->n_groups,
+	                                 util_now_sec(), &info, &res);
+	Corral__Event ev = CORRAL__EVENT__INIT;
+	if (r == 0) {
+		Corral__PolicyApplied pa = CORRAL__POLICY_APPLIED__INIT;
+		char *ids[TRUST_MAX_SIGNATURES];
+		for (size_t i = 0; i < info.n_signers; i++)
+			ids[i] = info.signer_key_ids[i];
+		pa.version = info.version;
+		pa.expires_at = info.expires_at;
+		pa.signer_key_ids = ids;
+		pa.n_signer_key_ids = info.n_signers;
+		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_APPLIED;
+		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_APPLIED;
+		ev.policy_applied = &pa;
+		ev.policy_version = info.version;
+		(void)emit(d, &ev);
+		log_info("policy version %" PRIu64 " applied (%s)", info.version, origin);
+		if (resp) {
+			resp->applied = true;
+			resp->version = info.version;
+		}
+		schedule_stale(d);
+		d->rejected_version = 0;
+		return true;
+	}
+	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
+	                     : !trust_store_current_root(d->trust) ? "no-trust-root"
+	                                                           : "io-error";
+	/* The server keeps offering a bundle we refused until a newer one is published: report
+	 * each refusal once, not on every poll. The version is read without trusting it (only
+	 * to recognise the repeat). */
+	uint64_t version = 0;
+	Corral__SignedEnvelope *e =
+	        len <= TRUST_ENVELOPE_MAX ? corral__signed_envelope__unpack(NULL, len, env) : NULL;
+	Corral__PolicyBundle *pb =
+	        e ? corral__policy_bundle__unpack(NULL, e->payload.len, e->payload.data) : NULL;
+	if (pb) {
+		version = pb->version;
+		corral__policy_bundle__free_unpacked(pb, NULL);
+	}
+	if (e)
+		corral__signed_envelope__free_unpacked(e, NULL);
+	bool repeat = !resp && version && version == d->rejected_version &&
+	              strcmp(reason, d->rejected_reason) == 0;
+	d->rejected_version = version;
+	snprintf(d->rejected_reason, sizeof(d->rejected_reason), "%s", reason);
+	Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
+	pr.reason = (char *)reason;
+	pr.detail = res.detail;
+	pr.version = version;
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED;
+	ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
+	ev.policy_rejected = &pr;
+	if (!repeat)
+		(void)emit(d, &ev);
+	log_warn("policy bundle rejected (%s): %s: %s", origin, reason, res.detail);
+	if (resp) {
+		resp->applied = false;
+		resp->reason = (char *)reason;
+		snprintf(detail, detail_len, "%s", res.detail);
+		resp->detail = detail;
+	}
+	return false;
+}
+
+/* Applies trust roots from the server (all or none). Returns false when they were refused. */
+static bool apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t *lens, size_t n)
+{
+	if (n == 0)
+		return true;
+	struct trust_result res;
+	memset(&res, 0, sizeof(res));
+	int r = trust_store_apply_roots(d->trust, (const uint8_t *const *)envs, lens, n,
+	                                util_now_sec(), &res);
+	Corral__Event ev = CORRAL__EVENT__INIT;
+	uint64_t v = 0;
+	(void)trust_store_root_info(d->trust, &v, NULL);
+	if (r > 0) {
+		Corral__PolicyApplied pa = CORRAL__POLICY_APPLIED__INIT;
+		pa.version = v;
+		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_TRUST_ROOT_APPLIED;
+		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_APPLIED;
+		ev.policy_applied = &pa;
+		(void)emit(d, &ev);
+		log_info("trust root version %" PRIu64 " applied", v);
+		d->rejected_root[0] = '\0';
+	} else if (r < 0) {
+		Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
+		pr.reason = (char *)trust_reason_code(res.reason);
+		pr.detail = res.detail;
+		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_TRUST_ROOT_REJECTED;
+		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
+		ev.policy_rejected = &pr;
+		/* Offered again on every poll until fixed: report each refusal once. */
+		if (strcmp(d->rejected_root, res.detail) != 0)
+			(void)emit(d, &ev);
+		snprintf(d->rejected_root, sizeof(d->rejected_root), "%s", res.detail);
+		log_warn("trust root rejected: %s: %s", pr.reason, res.detail);
+	}
+	return r >= 0;
+}
+
+/* ---- worker ----------------------------------------------------------------------- */
+
+static void worker_kill(struct cd_daemon *d, const char *why)
+{
+	if (d->worker_pid > 0) {
+		log_warn("stopping network worker: %s", why);
+		kill(d->worker_pid, SIGKILL);
+	}
+}
+
+static int worker_send(struct cd_daemon *d, Corral__WorkerMsg *m)
+{
+	if (d->worker_sock < 0)
+		return -ENOTCONN;
+	int r = cd_ipc_send(d->worker_sock, &m->base, CD_WORKER_FRAME_MAX, NULL, 0);
+	if (r < 0)
+		log_warn("worker: send failed: %s", strerror(-r));
+	return r;
+}
+
+static int read_ca_pem(struct cd_daemon *d, char **ret, size_t *ret_len)
+{
+	/* After enrollment the chain the server gave is authoritative; before, the configured
+	 * fleet CA file (installed with the package or by the MDM). Never the system CAs. */
+	if (cd_state_get(d->db, "ca_chain_pem", ret, ret_len) == 0)
+		return 0;
+	if (!d->cfg->server_ca_file)
+		return -ENOENT;
+	return util_read_file(d->cfg->server_ca_file, CA_PEM_MAX, ret, ret_len);
+}
+
+static int worker_send_init(struct cd_daemon *d)
+{
+	Corral__WorkerInit init = CORRAL__WORKER_INIT__INIT;
+	_cleanup_free_ char *ca = NULL, *cert = NULL;
+	char *key = NULL;
+	size_t ca_len = 0, cert_len = 0, key_len = 0;
+	int r = read_ca_pem(d, &ca, &ca_len);
+	if (r < 0) {
+		log_err("no fleet CA: set server_ca_file (%s)", strerror(-r));
+		return r;
+	}
+	init.server_url = d->cfg->server_url;
+	init.ca_pem.data = (uint8_t *)ca;
+	init.ca_pem.len = ca_len;
+	init.device_id = d->device_id ? d->device_id : (char *)"";
+	if (d->enrolled && cd_state_get(d->db, "certificate_pem", &cert, &cert_len) == 0) {
+		EVP_PKEY *pk = NULL;
+		r = cd_identity_load_or_create_key(d->key_path, &pk);
+		if (r < 0) {
+			log_err("device key %s: %s", d->key_path, strerror(-r));
+			return r;
+		}
+		r = cd_identity_key_pem(pk, &key, &key_len);
+		EVP_PKEY_free(pk);
+		if (r < 0)
+			return r;
+		init.cert_pem.data = (uint8_t *)cert;
+		init.cert_pem.len = cert_len;
+		init.key_pem.data = (uint8_t *)key;
+		init.key_pem.len = key_len;
+	}
+	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
+	m.body_case = CORRAL__WORKER_MSG__BODY_INIT;
+	m.init = &init;
+	r = worker_send(d, &m);
+	if (key) {
+		OPENSSL_cleanse(key, key_len);
+		free(key);
+	}
+	return r;
+}
+
+static int resolve_worker_user(const struct cd_config *cfg, uid_t *uid, gid_t *gid)
+{
+	const char *names[2] = {cfg->worker_user, NULL};
+	if (!cfg->worker_user) {
+		names[0] = "corral";
+		names[1] = "nobody";
+	}
+	for (size_t i = 0; i < 2 && names[i]; i++) {
+		struct passwd *pw = getpwnam(names[i]);
+		if (pw) {
+			*uid = pw->pw_uid;
+			*gid = pw->pw_gid;
+			return 0;
+		}
+	}
+	return -ESRCH;
+}
+
+static uint16_t url_port(const char *url)
+{
+	/* https://host[:port][/...]; IPv6 literals in brackets. */
+	const char *h = url + strlen("https://");
+	const char *end = h + strcspn(h, "/");
+	const char *colon = NULL;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (rb && rb + 1 < end && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+	}
+	if (!colon)
+		return 443;
+	unsigned long p = strtoul(colon + 1, NULL, 10);
+	return p > 0 && p < 65536 ? (uint16_t)p : 443;
+}
+
+static void worker_start(struct cd_daemon *d)
+{
+	struct cd_worker_opts o = {.poll_wait = d->cfg->poll_wait,
+	                           .log_level = d->cfg->log_level,
+	                           .server_port = url_port(d->cfg->server_url)};
+	o.uid = getuid();
+	o.gid = getgid();
+	if (geteuid() == 0 && resolve_worker_user(d->cfg, &o.uid, &o.gid) < 0) {
+		log_err("worker user %s does not exist; the worker will not run as root",
+		        d->cfg->worker_user ? d->cfg->worker_user : "corral/nobody");
+		d->worker_restart_at = now_mono() + (uint64_t)d->cfg->backoff_max * 1000;
+		return;
+	}
+	int sock = -1;
+	pid_t pid = cd_worker_spawn(&o, &sock);
+	if (pid < 0) {
+		log_err("cannot start the network worker: %s", strerror((int)-pid));
+		d->worker_restart_at = now_mono() + backoff_ms(d, ++d->worker_failures);
+		return;
+	}
+	d->worker_pid = pid;
+	d->worker_sock = sock;
+	d->worker_restart_at = NEVER;
+	struct epoll_event ee = {.events = EPOLLIN, .data.u64 = TAG_WORKER};
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, sock, &ee) < 0)
+		log_err("epoll: %s", strerror(errno));
+	log_debug("network worker started (pid %d, uid %u)", (int)pid, (unsigned)o.uid);
+	d->poll_inflight = d->report_inflight = d->enroll_inflight = d->renew_inflight = false;
+	if (worker_send_init(d) < 0)
+		worker_kill(d, "cannot send its configuration");
+}
+
+static void worker_reaped(struct cd_daemon *d, int status)
+{
+	char detail[128];
+	if (WIFSIGNALED(status))
+		snprintf(detail, sizeof(detail), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(detail, sizeof(detail), "exited with status %d", WEXITSTATUS(status));
+	if (d->worker_sock >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->worker_sock, NULL);
+		close(d->worker_sock);
+	}
+	d->worker_sock = -1;
+	d->worker_pid = 0;
+	d->poll_inflight = d->report_inflight = d->enroll_inflight = d->renew_inflight = false;
+	if (d->stopping)
+		return;
+	uint64_t delay = backoff_ms(d, ++d->worker_failures);
+	log_warn("network worker %s; restarting in %" PRIu64 " ms", detail, delay);
+	emit_health(d, "worker-restarted", detail);
+	d->worker_restart_at = now_mono() + delay;
+}
+
+static bool worker_ready(const struct cd_daemon *d)
+{
+	return d->worker_sock >= 0 && !d->stopping;
+}
+
+static void try_enroll(struct cd_daemon *d)
+{
+	if (!worker_ready(d) || d->enroll_inflight || d->enrolled || now_mono() < d->enroll_at)
+		return;
+	const char *tf = d->cfg->enroll_token_file;
+	_cleanup_free_ char *token = NULL;
+	size_t len = 0;
+	int r = tf ? util_read_file(tf, TOKEN_MAX, &token, &len) : -ENOENT;
+	if (r == 0) {
+		token[strcspn(token, "\r\n")] = '\0';
+		len = strlen(token);
+	}
+	if (r < 0 || len == 0) {
+		if (d->enroll_at == 0)
+			log_warn("not enrolled and no enrollment token (%s)", tf ? tf : "unset");
+		d->enroll_at = now_mono() + (uint64_t)d->cfg->backoff_max * 1000;
+		return;
+	}
+	EVP_PKEY *pk = NULL;
+	r = cd_identity_load_or_create_key(d->key_path, &pk);
+	if (r < 0) {
+		log_err("device key %s: %s", d->key_path, strerror(-r));
+		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
+		return;
+	}
+	char host[256] = "corral-device";
+	(void)gethostname(host, sizeof(host) - 1);
+	_cleanup_free_ uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	r = cd_identity_make_csr(pk, host, &csr, &csr_len);
+	EVP_PKEY_free(pk);
+	if (r < 0) {
+		log_err("cannot build the certificate request: %s", strerror(-r));
+		return;
+	}
+	Corral__EnrollRequest er = CORRAL__ENROLL_REQUEST__INIT;
+	er.token = token;
+	er.csr_der.data = csr;
+	er.csr_der.len = csr_len;
+	er.hostname = host;
+	er.agent_version = (char *)CORRAL_VERSION;
+	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
+	m.body_case = CORRAL__WORKER_MSG__BODY_ENROLL;
+	m.enroll = &er;
+	if (worker_send(d, &m) == 0) {
+		d->enroll_inflight = true;
+		log_info("enrolling with %s", d->cfg->server_url);
+	}
+	OPENSSL_cleanse(token, len);
+}
+
+static void try_poll(struct cd_daemon *d)
+{
+	if (!worker_ready(d) || !d->enrolled || d->poll_inflight || now_mono() < d->poll_at)
+		return;
+	uint64_t have = 0, root = 0;
+	(void)trust_store_highest_version(d->trust, &have);
+	(void)trust_store_root_info(d->trust, &root, NULL);
+	Corral__PollRequest pr = CORRAL__POLL_REQUEST__INIT;
+	pr.have_version = have;
+	pr.root_version = root;
+	pr.wait_seconds = (uint32_t)d->cfg->poll_wait;
+	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
+	m.body_case = CORRAL__WORKER_MSG__BODY_POLL;
+	m.poll = &pr;
+	if (worker_send(d, &m) == 0)
+		d->poll_inflight = true;
+}
+
+static void try_report(struct cd_daemon *d)
+{
+	if (!worker_ready(d) || !d->enrolled || d->report_inflight || now_mono() < d->report_at)
+		return;
+	struct cd_outbox_stats st;
+	cd_outbox_get_stats(d->outbox, &st);
+	if (st.depth == 0)
+		return;
+	Corral__ReportBatch *b = NULL;
+	int r = cd_outbox_batch(d->outbox, CD_OUTBOX_BATCH_EVENTS, CD_OUTBOX_BATCH_BYTES, &b);
+	if (r < 0) {
+		log_err("outbox: cannot read a batch: %s", strerror(-r));
+		d->report_at = now_mono() + backoff_ms(d, ++d->report_failures);
+		return;
+	}
+	if (b->n_events > 0) {
+		b->device_id = d->device_id ? strdup(d->device_id) : NULL;
+		Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
+		m.body_case = CORRAL__WORKER_MSG__BODY_REPORT;
+		m.report = b;
+		if (worker_send(d, &m) == 0) {
+			d->report_inflight = true;
+			d->report_last_seq = b->events[b->n_events - 1]->seq;
+		}
+	}
+	cd_outbox_batch_free(b);
+}
+
+static void try_renew(struct cd_daemon *d)
+{
+	if (!worker_ready(d) || !d->enrolled || d->renew_inflight || now_mono() < d->renew_at)
+		return;
+	EVP_PKEY *pk = NULL;
+	if (cd_identity_generate_key(&pk) < 0)
+		return;
+	_cleanup_free_ uint8_t *csr = NULL;
+	size_t len = 0;
+	if (cd_identity_make_csr(pk, d->device_id ? d->device_id : "device", &csr, &len) < 0) {
+		EVP_PKEY_free(pk);
+		return;
+	}
+	Corral__RenewRequest rr = CORRAL__RENEW_REQUEST__INIT;
+	rr.csr_der.data = csr;
+	rr.csr_der.len = len;
+	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
+	m.body_case = CORRAL__WORKER_MSG__BODY_RENEW;
+	m.renew = &rr;
+	if (worker_send(d, &m) == 0) {
+		EVP_PKEY_free(d->renew_key);
+		d->renew_key = pk;
+		d->renew_inflight = true;
+		log_info("renewing the device certificate");
+	} else {
+		EVP_PKEY_free(pk);
+	}
+}
+
+static void schedule_renew(struct cd_daemon *d)
+{
+	if (!d->enrolled || d->cert_not_after <= d->cert_not_before) {
+		d->renew_at = NEVER;
+		return;
+	}
+	/* Renew at 2/3 of the lifetime: a third of it is left to ride out server outages. */
+	int64_t at = d->cert_not_before + (d->cert_not_after - d->cert_not_before) * 2 / 3;
+	int64_t now = util_now_sec();
+	d->renew_at = at <= now ? now_mono() : now_mono() + (uint64_t)(at - now) * 1000;
+}
+
+static int load_certificate_times(struct cd_daemon *d)
+{
+	_cleanup_free_ char *der = NULL;
+	size_t len = 0;
+	int r = cd_state_get(d->db, "certificate_der", &der, &len);
+	if (r < 0)
+		return r;
+	return cd_identity_cert_times((const uint8_t *)der, len, &d->cert_not_before,
+	                              &d->cert_not_after);
+}
+
+static int store_groups(struct cd_daemon *d, char **groups, size_t n)
+{
+	char text[GROUPS_TEXT_MAX];
+	size_t pos = 0;
+	for (size_t i = 0; i < n && i < 64; i++) {
+		int w = snprintf(text + pos, sizeof(text) - pos, "%s%s", i ? "\n" : "", groups[i]);
+		if (w < 0 || (size_t)w >= sizeof(text) - pos)
+			return -E2BIG;
+		pos += (size_t)w;
+	}
+	int r = cd_state_set(d->db, "groups", text, pos);
+	if (r == 0)
+		r = set_groups(d, groups, n < 64 ? n : 64);
+	return r;
+}
+
+static void load_groups_from_db(struct cd_daemon *d)
+{
+	_cleanup_free_ char *text = NULL;
+	if (cd_state_get(d->db, "groups", &text, NULL) < 0)
+		return;
+	char *list[64];
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(text, "\n", &save); t && n < 64; t = strtok_r(NULL, "\n", &save))
+		list[n++] = t;
+	(void)set_groups(d, list, n);
+}
+
+static void handle_enrolled(struct cd_daemon *d, const Corral__EnrollResponse *er)
+{
+	d->enroll_inflight = false;
+	/* Check the certificate is for our key before trusting it with anything. */
+	EVP_PKEY *pk = NULL;
+	int r = cd_identity_load_or_create_key(d->key_path, &pk);
+	const unsigned char *p = er->certificate_der.data;
+	X509 *x = r == 0 ? d2i_X509(NULL, &p, (long)er->certificate_der.len) : NULL;
+	bool match = x && X509_check_private_key(x, pk) == 1;
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	if (!match || !er->device_id || !*er->device_id || er->n_ca_chain_der == 0) {
+		log_err("enrollment answer does not match our key or lacks the CA chain");
+		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
+		return;
+	}
+	_cleanup_free_ char *cert_pem = NULL, *ca_pem = NULL;
+	size_t cert_len = 0, ca_len = 0;
+	const uint8_t *cder = er->certificate_der.data;
+	size_t clen = er->certificate_der.len;
+	const uint8_t **ders = calloc(er->n_ca_chain_der, sizeof(*ders));
+	size_t *lens = calloc(er->n_ca_chain_der, sizeof(*lens));
+	if (!ders || !lens) {
+		free(ders);
+		free(lens);
+		return;
+	}
+	for (size_t i = 0; i < er->n_ca_chain_der; i++) {
+		ders[i] = er->ca_chain_der[i].data;
+		lens[i] = er->ca_chain_der[i].len;
+	}
+	r = cd_identity_der_to_pem(&cder, &clen, 1, &cert_pem, &cert_len);
+	if (r == 0)
+		r = cd_identity_der_to_pem(ders, lens, er->n_ca_chain_der, &ca_pem, &ca_len);
+	free(ders);
+	free(lens);
+	if (r < 0) {
+		log_err("enrollment answer carries unparsable certificates");
+		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
+		return;
+	}
+	/* Identity in one transaction: a crash leaves us enrolled or not, never half. */
+	r = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	if (r == 0)
+		r = cd_state_set_str(d->db, "device_id", er->device_id);
+	if (r == 0)
+		r = cd_state_set(d->db, "certificate_pem", cert_pem, cert_len);
+	if (r == 0)
+		r = cd_state_set(d->db, "certificate_der", cder, clen);
+	if (r == 0)
+		r = cd_state_set(d->db, "ca_chain_pem", ca_pem, ca_len);
+	if (r == 0)
+		r = cd_state_set_str(d->db, "server_url", d->cfg->server_url);
+	if (r == 0)
+		r = cd_state_set_i64(d->db, "enrolled_at", util_now_sec());
+	if (r == 0)
+		r = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	if (r < 0) {
+		(void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+		log_err("cannot store the enrollment: %s", sqlite3_errmsg(d->db));
+		return;
+	}
+	(void)store_groups(d, er->groups, er->n_groups);
+	free(d->device_id);
+	d->device_id = strdup(er->device_id);
+	d->enrolled = true;
+	d->enroll_failures = 0;
+	(void)load_certificate_times(d);
+	schedule_renew(d);
+	size_t *rl = calloc(er->n_trust_roots + 1, sizeof(size_t));
+	uint8_t **re = calloc(er->n_trust_roots + 1, sizeof(uint8_t *));
+	if (rl && re) {
+		for (size_t i = 0; i < er->n_trust_roots; i++) {
+			re[i] = er->trust_roots[i].data;
+			rl[i] = er->trust_roots[i].len;
+		}
+		apply_roots(d, re, rl, er->n_trust_roots);
+	}
+	free(rl);
+	free(re);
+	/* The token is single-use: remove it (or empty it when the directory is read-only). */
+	const char *tf = d->cfg->enroll_token_file;
+	if (tf && unlink(tf) < 0) {
+		int fd = open(tf, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			close(fd);
+		else
+			log_warn("cannot remove the used enrollment token %s: %s", tf,
+			         strerror(errno));
+	}
+	log_info("enrolled as %s", d->device_id);
+	emit_health(d, "enrolled", d->device_id);
+	if (worker_send_init(d) < 0)
+		worker_kill(d, "cannot send its configuration");
+	d->poll_at = d->report_at = 0;
+}
+
+static void handle_renewed(struct cd_daemon *d, const Corral__RenewResponse *rr)
+{
+	d->renew_inflight = false;
+	EVP_PKEY *pk = d->renew_key;
+	d->renew_key = NULL;
+	const unsigned char *p = rr->certificate_der.data;
+	X509 *x = pk ? d2i_X509(NULL, &p, (long)rr->certificate_der.len) : NULL;
+	bool match = x && X509_check_private_key(x, pk) == 1;
+	X509_free(x);
+	_cleanup_free_ char *pem = NULL;
+	size_t pem_len = 0;
+	const uint8_t *der = rr->certificate_der.data;
+	size_t der_len = rr->certificate_der.len;
+	int r = match ? cd_identity_der_to_pem(&der, &der_len, 1, &pem, &pem_len) : -EBADMSG;
+	/* Key file first: if we crash between the two writes, the old certificate still
+	 * matches... it does not, so write the certificate rows and the key as close as we can
+	 * and re-enroll on mismatch at start (documented in docs/endpoint.md). */
+	if (r == 0)
+		r = cd_identity_save_key(pk, d->key_path);
+	if (r == 0)
+		r = cd_state_set(d->db, "certificate_pem", pem, pem_len);
+	if (r == 0)
+		r = cd_state_set(d->db, "certificate_der", der, der_len);
+	EVP_PKEY_free(pk);
+	if (r < 0) {
+		log_err("certificate renewal failed: %s", strerror(-r));
+		d->renew_at = now_mono() + backoff_ms(d, 3);
+		return;
+	}
+	(void)load_certificate_times(d);
+	schedule_renew(d);
+	log_info("device certificate renewed");
+	emit_health(d, "certificate-renewed", NULL);
+	if (worker_send_init(d) < 0)
+		worker_kill(d, "cannot send its configuration");
+}
+
+static void handle_update(struct cd_daemon *d, const Corral__PolicyUpdate *u)
+{
+	d->poll_inflight = false;
+	d->last_sync_ms = util_now_ms();
+	bool ok = true;
+	(void)cd_state_set_i64(d->db, "last_sync_ms", d->last_sync_ms);
+	if (u->n_groups > 0)
+		(void)store_groups(d, u->groups, u->n_groups);
+	if (u->n_trust_roots > 0) {
+		size_t *lens = calloc(u->n_trust_roots, sizeof(size_t));
+		uint8_t **envs = calloc(u->n_trust_roots, sizeof(uint8_t *));
+		if (lens && envs) {
+			for (size_t i = 0; i < u->n_trust_roots; i++) {
+				envs[i] = u->trust_roots[i].data;
+				lens[i] = u->trust_roots[i].len;
+			}
+			ok = apply_roots(d, envs, lens, u->n_trust_roots);
+		}
+		free(lens);
+		free(envs);
+	}
+	/* Immediately poll again: the server holds the request until something changes. A
+	 * rejected bundle would come back at once, so then we wait like after an error. */
+	if (u->bundle.len > 0 &&
+	    !apply_bundle(d, u->bundle.data, u->bundle.len, "server", NULL, NULL, 0))
+		ok = false;
+	if (ok) {
+		d->poll_failures = 0;
+		d->poll_at = 0;
+	} else {
+		d->poll_at = now_mono() + backoff_ms(d, ++d->poll_failures);
+	}
+}
+
+static void handle_worker_error(struct cd_daemon *d, const Corral__WorkerError *e)
+{
+	const char *req = e->request ? e->request : "";
+	unsigned *fails = NULL;
+	uint64_t *at = NULL;
+	if (strcmp(req, "poll") == 0) {
+		d->poll_inflight = false;
+		fails = &d->poll_failures;
+		at = &d->poll_at;
+	} else if (strcmp(req, "report") == 0) {
+		d->report_inflight = false;
+		fails = &d->report_failures;
+		at = &d->report_at;
+	} else if (strcmp(req, "enroll") == 0) {
+		d->enroll_inflight = false;
+		fails = &d->enroll_failures;
+		at = &d->enroll_at;
+	} else if (strcmp(req, "renew") == 0) {
+		d->renew_inflight = false;
+		EVP_PKEY_free(d->renew_key);
+		d->renew_key = NULL;
+		fails = &d->poll_failures;
+		at = &d->renew_at;
+	} else {
+		worker_kill(d, "error for an unknown request");
+		return;
+	}
+	uint64_t delay = backoff_ms(d, ++*fails);
+	if (e->retry_after > 0 && (uint64_t)e->retry_after * 1000 > delay)
+		delay = (uint64_t)e->retry_after * 1000;
+	*at = now_mono() + delay;
+	log_warn("%s failed (%s%s%s); retrying in %" PRIu64 " ms", req, e->kind,
+	         e->detail && *e->detail ? ": " : "", e->detail ? e->detail : "", delay);
+}
+
+static void handle_worker(struct cd_daemon *d)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	ssize_t n = cd_ipc_recv(d->worker_sock, CD_WORKER_FRAME_MAX, &buf, NULL, 0, NULL);
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		/* EOF or a broken frame: the worker is gone or misbehaving; SIGCHLD reaps it. */
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->worker_sock, NULL);
+		if (n < 0) {
+			emit_health(d, "worker-malformed", "bad frame");
+			worker_kill(d, "malformed frame");
+		}
+		return;
+	}
+	Corral__WorkerMsg *m = corral__worker_msg__unpack(NULL, (size_t)n, buf);
+	if (!m) {
+		emit_health(d, "worker-malformed", "undecodable message");
+		worker_kill(d, "undecodable message");
+		return;
+	}
+	switch (m->body_case) {
+	case CORRAL__WORKER_MSG__BODY_UPDATE:
+		if (!d->poll_inflight)
+			goto unexpected;
+		handle_update(d, m->update);
+		break;
+	case CORRAL__WORKER_MSG__BODY_ACK:
+		if (!d->report_inflight)
+			goto unexpected;
+		d->report_inflight = false;
+		if (m->ack->acked_seq > d->report_last_seq) {
+			goto unexpected;
+		} else {
+			int r = cd_outbox_ack(d->outbox, m->ack->acked_seq);
+			if (r < 0)
+				log_err("outbox ack: %s", strerror(-r));
+			d->report_failures = 0;
+			d->last_sync_ms = util_now_ms();
+			/* Nothing acknowledged at all: the server is missing an earlier event
+			 * (a gap); back off instead of resending in a tight loop. */
+			d->report_at =
+			        r == 0 ? now_mono() + backoff_ms(d, ++d->report_failures) : 0;
+		}
+		break;
+	case CORRAL__WORKER_MSG__BODY_ENROLLED:
+		if (!d->enroll_inflight)
+			goto unexpected;
+		handle_enrolled(d, m->enrolled);
+		break;
+	case CORRAL__WORKER_MSG__BODY_RENEWED:
+		if (!d->renew_inflight)
+			goto unexpected;
+		handle_renewed(d, m->renewed);
+		break;
+	case CORRAL__WORKER_MSG__BODY_ERROR:
+		handle_worker_error(d, m->error);
+		break;
+	default:
+		goto unexpected;
+	}
+	d->worker_failures = 0;
+	corral__worker_msg__free_unpacked(m, NULL);
+	return;
+unexpected:
+	corral__worker_msg__free_unpacked(m, NULL);
+	emit_health(d, "worker-malformed", "unexpected message");
+	worker_kill(d, "unexpected message");
+}
+
+/* ---- local IPC -------------------------------------------------------------------- */
+
+static int reply_error(int fd, int err, const char *msg)
+{
+	Corral__IpcError e = CORRAL__IPC_ERROR__INIT;
+	e.err = err;
+	e.message = (char *)msg;
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_ERROR;
+	resp.error = &e;
+	return cd_ipc_send(fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+}
+
+static int handle_status(struct cd_daemon *d, struct client *c)
+{
+	Corral__StatusResponse s = CORRAL__STATUS_RESPONSE__INIT;
+	s.enrolled = d->enrolled;
+	s.offline = d->cfg->offline;
+	s.device_id = d->device_id ? d->device_id : (char *)"";
+	s.server_url = d->cfg->server_url ? d->cfg->server_url : (char *)"";
+	s.groups = d->groups;
+	s.n_groups = d->n_groups;
+	struct trust_bundle_info info;
+	char *ids[TRUST_MAX_SIGNATURES];
+	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) == 0) {
+		s.policy_version = info.version;
+		s.policy_expires_at = info.expires_at;
+		for (size_t i = 0; i < info.n_signers; i++)
+			ids[i] = info.signer_key_ids[i];
+		s.signer_key_ids = ids;
+		s.n_signer_key_ids = info.n_signers;
+	}
+	s.freshness = trust_store_freshness(d->trust, util_now_sec());
+	s.last_sync_ms = d->last_sync_ms;
+	struct cd_outbox_stats st;
+	cd_outbox_get_stats(d->outbox, &st);
+	s.outbox_depth = st.depth;
+	Corral__KernelFeatures kf;
+	char *ptrs[CD_FEATURES_CONTROLLERS_MAX];
+	cd_features_to_proto(&d->features, &kf, ptrs);
+	s.enforced = &kf;
+	uint64_t rv = 0;
+	int64_t rexp = 0;
+	if (trust_store_root_info(d->trust, &rv, &rexp) == 0) {
+		s.trust_root_version = rv;
+		s.trust_root_expires_at = rexp;
+	}
+	s.agent_version = (char *)CORRAL_VERSION;
+	s.certificate_expires_at = d->cert_not_after;
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_STATUS;
+	resp.status = &s;
+	return cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+}
+
+static int handle_events(struct cd_daemon *d, struct client *c, const Corral__EventsRequest *rq)
+{
+	Corral__Event **evs = NULL;
+	size_t n = 0;
+	int r = cd_outbox_recent(d->outbox, rq->limit ? rq->limit : 20, &evs, &n);
+	if (r < 0)
+		return reply_error(c->fd, -r, "cannot read events");
+	Corral__EventsResponse er = CORRAL__EVENTS_RESPONSE__INIT;
+	struct cd_outbox_stats st;
+	cd_outbox_get_stats(d->outbox, &st);
+	er.pending = st.depth;
+	er.events = evs;
+	er.n_events = n;
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_EVENTS;
+	resp.events = &er;
+	/* Fit the frame: drop the oldest of the newest-first list until it does. */
+	while (er.n_events > 0 && corral__ipc_response__get_packed_size(&resp) > CD_IPC_FRAME_MAX)
+		er.n_events--;
+	r = cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+	cd_outbox_events_free(evs, n);
+	return r;
+}
+
+static int handle_policy_apply(struct cd_daemon *d, struct client *c, int *fds, size_t n_fds)
+{
+	if (c->uid != 0)
+		return reply_error(c->fd, EPERM, "permission denied: root required");
+	if (n_fds != 1)
+		return reply_error(c->fd, EINVAL, "policy apply needs the bundle file descriptor");
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = util_read_fd(fds[0], TRUST_ENVELOPE_MAX, &buf, &len);
+	Corral__PolicyApplyResponse pr = CORRAL__POLICY_APPLY_RESPONSE__INIT;
+	char detail[sizeof(((struct trust_result *)0)->detail)];
+	if (r == -EFBIG) {
+		/* Oversized before reading it all (endless data): same code as the verifier. */
+		pr.reason = (char *)trust_reason_code(TRUST_TOO_LARGE);
+		pr.detail = (char *)"bundle larger than the envelope cap";
+		Corral__PolicyRejected rej = CORRAL__POLICY_REJECTED__INIT;
+		rej.reason = pr.reason;
+		rej.detail = pr.detail;
+		Corral__Event ev = CORRAL__EVENT__INIT;
+		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED;
+		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
+		ev.policy_rejected = &rej;
+		(void)emit(d, &ev);
+	} else if (r < 0) {
+		return reply_error(c->fd, -r, "cannot read the bundle file");
+	} else {
+		apply_bundle(d, (const uint8_t *)buf, len, "local", &pr, detail, sizeof(detail));
+	}
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_POLICY_APPLY;
+	resp.policy_apply = &pr;
+	return cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+}
+
+static int handle_policy_show(struct cd_daemon *d, struct client *c)
+{
+	Corral__PolicyShowResponse ps = CORRAL__POLICY_SHOW_RESPONSE__INIT;
+	Corral__PolicyBundle *b = NULL;
+	struct trust_bundle_info info;
+	char *ids[TRUST_MAX_SIGNATURES];
+	int r = trust_store_current(d->trust, NULL, NULL, &b, &info);
+	if (r == 0) {
+		ps.present = true;
+		ps.version = info.version;
+		ps.expires_at = info.expires_at;
+		for (size_t i = 0; i < info.n_signers; i++)
+			ids[i] = info.signer_key_ids[i];
+		ps.signer_key_ids = ids;
+		ps.n_signer_key_ids = info.n_signers;
+		ps.policy = b->policy;
+		ps.source_json = b->source_json;
+	} else if (r != -ENOENT) {
+		return reply_error(c->fd, -r, "cannot read the policy in force");
+	}
+	ps.freshness = trust_store_freshness(d->trust, util_now_sec());
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_POLICY_SHOW;
+	resp.policy_show = &ps;
+	/* Large policies: the source text goes first, then the compiled form. */
+	if (corral__ipc_response__get_packed_size(&resp) > CD_IPC_FRAME_MAX)
+		ps.source_json = NULL;
+	if (corral__ipc_response__get_packed_size(&resp) > CD_IPC_FRAME_MAX)
+		ps.policy = NULL;
+	r = cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+	if (b)
+		corral__policy_bundle__free_unpacked(b, NULL);
+	return r;
+}
+
+static int handle_flush(struct cd_daemon *d, struct client *c)
+{
+	if (c->uid != 0)
+		return reply_error(c->fd, EPERM, "permission denied: root required");
+	d->report_at = 0;
+	d->report_failures = 0;
+	emit_heartbeat(d);
+	try_report(d);
+	struct cd_outbox_stats st;
+	cd_outbox_get_stats(d->outbox, &st);
+	Corral__FlushResponse fr = CORRAL__FLUSH_RESPONSE__INIT;
+	fr.acked_seq = st.acked_seq;
+	fr.pending = st.depth;
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_FLUSH;
+	resp.flush = &fr;
+	return cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+}
+
+static int handle_test_generate(struct cd_daemon *d, struct client *c,
+                                const Corral__TestGenerateRequest *rq)
+{
+	if (!d->cfg->test_hooks)
+		return reply_error(c->fd, EOPNOTSUPP, "test hooks are disabled");
+	if (c->uid != 0)
+		return reply_error(c->fd, EPERM, "permission denied: root required");
+	if (rq->count == 0 || rq->count > 100000)
+		return reply_error(c->fd, EINVAL, "count must be 1-100000");
+	Corral__TestGenerateResponse tr = CORRAL__TEST_GENERATE_RESPONSE__INIT;
+	for (uint32_t i = 0; i < rq->count; i++) {
+		Corral__Violation v = CORRAL__VIOLATION__INIT;
+		char target[64];
+		snprintf(target, sizeof(target), "/synthetic/%u", i);
+		v.kind = CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM;
+		v.target = target;
+		v.detail = (char *)"test_generate";
+		Corral__Event ev = CORRAL__EVENT__INIT;
+		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+		ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+		ev.violation = &v;
+		if (emit(d, &ev) < 0)
+			break;
+		if (!tr.first_seq)
+			tr.first_seq = ev.seq;
+		tr.last_seq = ev.seq;
+	}
+	try_report(d);
+	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
+	resp.body_case = CORRAL__IPC_RESPONSE__BODY_TEST_GENERATED;
+	resp.test_generated = &tr;
+	return cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
+}
+
+static void client_close(struct cd_daemon *d, struct client *c)
+{
+	if (c->fd < 0)
+		return;
+	if (c->session) {
+		int sfd = cd_session_fd(c->session);
+		if (sfd >= 0)
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, sfd, NULL);
+		cd_session_free(c->session);
+		c->session = NULL;
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void handle_client(struct cd_daemon *d, struct client *c)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	int fds[CD_IPC_FDS_MAX];
+	size_t n_fds = 0;
+	ssize_t n = cd_ipc_recv(c->fd, CD_IPC_FRAME_MAX, &buf, fds, CD_IPC_FDS_MAX, &n_fds);
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		if (n < 0 && n != -ECONNRESET)
+			(void)reply_error(c->fd, (int)-n, "malformed request frame");
+		client_close(d, c);
+		return;
+	}
+	Corral__IpcRequest *rq = corral__ipc_request__unpack(NULL, (size_t)n, buf);
+	int r = 0;
+	if (!rq) {
+		r = reply_error(c->fd, EBADMSG, "malformed request");
+	} else {
+		switch (rq->body_case) {
+		case CORRAL__IPC_REQUEST__BODY_STATUS:
+			r = handle_status(d, c);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_EVENTS:
+			r = handle_events(d, c, rq->events);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_POLICY_APPLY:
+			r = handle_policy_apply(d, c, fds, n_fds);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_POLICY_SHOW:
+			r = handle_policy_show(d, c);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_FLUSH:
+			r = handle_flush(d, c);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_TEST_GENERATE:
+			r = handle_test_generate(d, c, rq->test_generate);
+			break;
+		case CORRAL__IPC_REQUEST__BODY_RUN: {
+			Corral__PolicyBundle *b = NULL;
+			(void)trust_store_current(d->trust, NULL, NULL, &b, NULL);
+			struct cd_session_env env = {
+			        .bundle = b, .emit = emit_session_event, .userdata = d};
+			int sfds[CD_IPC_FDS_MAX];
+			memcpy(sfds, fds, n_fds * sizeof(int));
+			size_t sn = n_fds;
+			n_fds = 0; /* ownership moves to the session */
+			r = cd_session_start(&env, c->fd, c->uid, c->pid, rq->run, sfds, sn,
+			                     &c->session);
+			if (r == 0 && c->session && cd_session_fd(c->session) >= 0) {
+				struct epoll_event ee = {.events = EPOLLIN,
+				                         .data.u64 = TAG_SESSION |
+				                                     (uint64_t)(c - d->clients)};
+				epoll_ctl(d->epfd, EPOLL_CTL_ADD, cd_session_fd(c->session), &ee);
+			}
+			if (r > 0)
+				r = 0;
+			if (b)
+				corral__policy_bundle__free_unpacked(b, NULL);
+			break;
+		}
+		case CORRAL__IPC_REQUEST__BODY_SIGNAL:
+			r = c->session ? cd_session_signal(c->session, rq->signal)
+			               : reply_error(c->fd, ESRCH, "no session on this connection");
+			break;
+		default:
+			r = reply_error(c->fd, EOPNOTSUPP, "unknown request");
+		}
+		corral__ipc_request__free_unpacked(rq, NULL);
+	}
+	for (size_t i = 0; i < n_fds; i++)
+		close(fds[i]);
+	if (r < 0)
+		client_close(d, c);
+}
+
+static void handle_accept(struct cd_daemon *d)
+{
+	for (;;) {
+		int fd = accept4(d->listenfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		struct client *slot = NULL;
+		for (size_t i = 0; i < CLIENTS_MAX; i++)
+			if (d->clients[i].fd < 0) {
+				slot = &d->clients[i];
+				break;
+			}
+		uid_t uid;
+		pid_t pid;
+		if (!slot || cd_ipc_peer(fd, &uid, &pid) < 0) {
+			(void)reply_error(fd, EBUSY, "too many clients");
+			close(fd);
+			continue;
+		}
+		slot->fd = fd;
+		slot->uid = uid;
+		slot->pid = pid;
+		slot->session = NULL;
+		struct epoll_event ee = {.events = EPOLLIN,
+		                         .data.u64 = TAG_CLIENT | (uint64_t)(slot - d->clients)};
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ee) < 0)
+			client_close(d, slot);
+	}
+}
+
+/* ---- timers and loop ---------------------------------------------------------------- */
+
+static void arm_timer(struct cd_daemon *d)
+{
+	uint64_t next = d->heartbeat_at;
+	if (d->stale_at < next)
+		next = d->stale_at;
+	if (!d->cfg->offline) {
+		if (d->worker_pid <= 0 && d->worker_restart_at < next)
+			next = d->worker_restart_at;
+		if (worker_ready(d)) {
+			if (!d->enrolled && !d->enroll_inflight && d->enroll_at < next)
+				next = d->enroll_at;
+			if (d->enrolled && !d->poll_inflight && d->poll_at < next)
+				next = d->poll_at;
+			struct cd_outbox_stats st;
+			cd_outbox_get_stats(d->outbox, &st);
+			if (d->enrolled && st.depth && !d->report_inflight && d->report_at < next)
+				next = d->report_at;
+			if (d->enrolled && !d->renew_inflight && d->renew_at < next)
+				next = d->renew_at;
+		}
+	}
+	if (next == d->timer_armed)
+		return;
+	d->timer_armed = next;
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	uint64_t at = next == 0 ? 1 : next;
+	its.it_value.tv_sec = (time_t)(at / 1000);
+	its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
+	timerfd_settime(d->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void run_due(struct cd_daemon *d)
+{
+	uint64_t now = now_mono();
+	if (now >= d->heartbeat_at) {
+		emit_heartbeat(d);
+		d->heartbeat_at = now + (uint64_t)d->cfg->heartbeat_interval * 1000;
+	}
+	if (now >= d->stale_at) {
+		d->stale_at = NEVER;
+		if (!d->stale_reported)
+			emit_heartbeat(d);
+	}
+	if (d->cfg->offline)
+		return;
+	if (d->worker_pid <= 0 && now >= d->worker_restart_at)
+		worker_start(d);
+	try_enroll(d);
+	try_poll(d);
+	try_report(d);
+	try_renew(d);
+}
+
+static void handle_signals(struct cd_daemon *d)
+{
+	struct signalfd_siginfo si;
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+			d->stopping = true;
+		} else if (si.ssi_signo == SIGCHLD) {
+			int status;
+			pid_t pid;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				if (pid == d->worker_pid)
+					worker_reaped(d, status);
+		}
+	}
+}
+
+int cd_daemon_run(struct cd_daemon *d)
+{
+	emit_health(d, "started", CORRAL_VERSION);
+	d->heartbeat_at = now_mono(); /* first heartbeat at once: the server learns our state */
+	schedule_stale(d);
+	if (!d->cfg->offline)
+		d->worker_restart_at = 0;
+	while (!d->stopping) {
+		run_due(d);
+		arm_timer(d);
+		struct epoll_event evs[16];
+		int n = epoll_wait(d->epfd, evs, 16, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+			if (tag == TAG_SIGNAL) {
+				handle_signals(d);
+			} else if (tag == TAG_TIMER) {
+				uint64_t exp;
+				(void)!read(d->timerfd, &exp, sizeof(exp));
+				d->timer_armed = 0;
+			} else if (tag == TAG_LISTEN) {
+				handle_accept(d);
+			} else if (tag == TAG_WORKER) {
+				if (d->worker_sock >= 0)
+					handle_worker(d);
+			} else if ((tag & ~0xffull) == TAG_CLIENT) {
+				struct client *c = &d->clients[tag & 0xff];
+				if (c->fd >= 0)
+					handle_client(d, c);
+			} else if ((tag & ~0xffull) == TAG_SESSION) {
+				struct client *c = &d->clients[tag & 0xff];
+				if (c->session && cd_session_process(c->session) > 0)
+					client_close(d, c);
+			}
+		}
+	}
+	/* Graceful shutdown: the stop event is durable before the worker goes away; the next
+	 * start uploads it. */
+	emit_health(d, "stopped", "SIGTERM");
+	if (d->worker_pid > 0) {
+		kill(d->worker_pid, SIGTERM);
+		int status;
+		(void)waitpid(d->worker_pid, &status, 0);
+		d->worker_pid = 0;
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	if (strlen(path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int install_initial_root(struct cd_daemon *d)
+{
+	if (!d->cfg->trust_root_file)
+		return 0;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = util_read_file(d->cfg->trust_root_file, TRUST_ENVELOPE_MAX, &buf, &len);
+	if (r < 0) {
+		log_err("trust root %s: %s", d->cfg->trust_root_file, strerror(-r));
+		return r;
+	}
+	struct trust_result res;
+	memset(&res, 0, sizeof(res));
+	r = trust_store_install_root(d->trust, (const uint8_t *)buf, len, util_now_sec(), &res);
+	if (r == -EEXIST)
+		return 0; /* rotated since: the chain in the database is newer than the file */
+	if (r < 0) {
+		log_err("trust root %s refused: %s: %s", d->cfg->trust_root_file,
+		        trust_reason_code(res.reason), res.detail);
+		return r;
+	}
+	if (r > 0)
+		log_info("installed trust root from %s", d->cfg->trust_root_file);
+	return 0;
+}
+
+int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
+{
+	struct cd_daemon *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->cfg = cfg;
+	d->epfd = d->sigfd = d->timerfd = d->listenfd = d->worker_sock = -1;
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		d->clients[i].fd = -1;
+	d->stale_at = d->worker_restart_at = d->renew_at = NEVER;
+	int r = mkdir_p(cfg->data_dir, 0700);
+	if (r < 0) {
+		log_err("data directory %s: %s", cfg->data_dir, strerror(-r));
+		goto fail;
+	}
+	/* The socket first: a second corrald on the same socket stops here, before it
+	 * touches the database. Directory of the socket: created 0755 so unprivileged users can
+	 * reach it. */
+	char sockdir[4096];
+	snprintf(sockdir, sizeof(sockdir), "%s", cfg->socket);
+	char *slash = strrchr(sockdir, '/');
+	if (slash && slash != sockdir) {
+		*slash = '\0';
+		(void)mkdir_p(sockdir, 0755);
+	}
+	d->listenfd = cd_ipc_listen(cfg->socket);
+	if (d->listenfd < 0) {
+		r = d->listenfd;
+		log_err("socket %s: %s%s", cfg->socket, strerror(-r),
+		        r == -EADDRINUSE ? " (another corrald is running)" : "");
+		goto fail;
+	}
+	snprintf(d->db_path, sizeof(d->db_path), "%s/corrald.db", cfg->data_dir);
+	snprintf(d->key_path, sizeof(d->key_path), "%s/device.key", cfg->data_dir);
+	char err[512] = "";
+	r = db_open(d->db_path, endpoint_migrations, 0, &d->db, err, sizeof(err));
+	if (r < 0) {
+		log_err("database: %s", err);
+		goto fail;
+	}
+	r = trust_store_open(d->db, &d->trust);
+	if (r < 0) {
+		log_err("trust store: %s", strerror(-r));
+		goto fail;
+	}
+	r = install_initial_root(d);
+	if (r < 0)
+		goto fail;
+	r = cd_outbox_open(d->db, cfg->outbox_max_bytes, cfg->outbox_max_events, &d->outbox);
+	if (r < 0) {
+		log_err("outbox: %s", strerror(-r));
+		goto fail;
+	}
+	/* Identity: enrolled state from the database; offline mode from the configuration. */
+	_cleanup_free_ char *dev = NULL;
+	if (cfg->offline) {
+		d->device_id = cfg->device_id ? strdup(cfg->device_id) : NULL;
+		if (cfg->n_groups)
+			(void)set_groups(d, cfg->groups, cfg->n_groups);
+	} else if (cd_state_get(d->db, "device_id", &dev, NULL) == 0) {
+		d->device_id = TAKE_PTR(dev);
+		d->enrolled = true;
+		load_groups_from_db(d);
+		(void)load_certificate_times(d);
+		schedule_renew(d);
+	}
+	(void)cd_state_get_i64(d->db, "last_sync_ms", &d->last_sync_ms);
+	cd_features_detect("/sys", "/proc", &d->features);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->sigfd < 0 || d->timerfd < 0 || d->epfd < 0) {
+		r = -errno;
+		log_err("event loop setup: %s", strerror(-r));
+		goto fail;
+	}
+	struct epoll_event ee = {.events = EPOLLIN};
+	ee.data.u64 = TAG_SIGNAL;
+	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &ee);
+	ee.data.u64 = TAG_TIMER;
+	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->timerfd, &ee);
+	ee.data.u64 = TAG_LISTEN;
+	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listenfd, &ee);
+	*ret = d;
+	return 0;
+fail:
+	cd_daemon_free(d);
+	return r;
+}
+
+void cd_daemon_free(struct cd_daemon *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		client_close(d, &d->clients[i]);
+	if (d->worker_pid > 0) {
+		kill(d->worker_pid, SIGKILL);
+		(void)waitpid(d->worker_pid, NULL, 0);
+	}
+	if (d->worker_sock >= 0)
+		close(d->worker_sock);
+	if (d->listenfd >= 0) {
+		close(d->listenfd);
+		unlink(d->cfg->socket);
+	}
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	if (d->timerfd >= 0)
+		close(d->timerfd);
+	EVP_PKEY_free(d->renew_key);
+	cd_outbox_free(d->outbox);
+	trust_store_free(d->trust);
+	if (d->db)
+		sqlite3_close_v2(d->db);
+	free_groups(d);
+	free(d->device_id);
+	free(d);
+}

@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
+# corrald's parsers of outside bytes: the configuration files and the local IPC frames.
+corral_add_fuzzer(fuzz_corrald_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_config.c
+	LIBS corral_daemon)

@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
+# lib/policy: the compiler, linter and compact-source helper on arbitrary bytes.
+corral_add_fuzzer(fuzz_policy_compile SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_policy_compile.c
+	LIBS corral_policy)

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +32,8 @@ enum key_type {
 	KEY_DURATION,
 	KEY_SIZE,
 	KEY_COUNT,
+	KEY_ADDR,  /* IPv4 address with an optional :port */
+	KEY_CIDRS, /* comma-separated IPv4/IPv6 CIDRs */
 };
 
 struct key_def {
@@ -95,6 +98,14 @@ static const struct key_def key_defs[] = {
         {{"worker_user", "USER", "account of the network worker (default: corral, else nobody)"},
          KEY_USER,
          OFF(worker_user)},
+        {{"egress_resolver", "ADDR[:PORT]",
+          "DNS server the egress proxy resolves allowed hostnames with (default: the system's)"},
+         KEY_ADDR,
+         OFF(egress_resolver)},
+        {{"egress_allow_private", "CIDR,...",
+          "non-public ranges (e.g. internal git hosts) the egress proxy may connect to"},
+         KEY_CIDRS,
+         OFF(egress_allow_private)},
         {{"test_hooks", NULL, "enable test-only IPC requests (never in production)"},
          KEY_BOOL,
          OFF(test_hooks)},
@@ -135,7 +146,8 @@ void cd_config_free(struct cd_config *cfg)
 		return;
 	for (size_t i = 0; i < ELEMENTSOF(key_defs); i++) {
 		enum key_type t = key_defs[i].type;
-		if (t == KEY_URL || t == KEY_PATH || t == KEY_NAME || t == KEY_USER) {
+		if (t == KEY_URL || t == KEY_PATH || t == KEY_NAME || t == KEY_USER ||
+		    t == KEY_ADDR || t == KEY_CIDRS) {
 			char **p = (char **)((char *)cfg + key_defs[i].offset);
 			free(*p);
 			*p = NULL;
@@ -242,6 +254,68 @@ static int set_groups(struct cd_config *cfg, const char *value, char *err, size_
 	return 0;
 }
 
+/* "192.0.2.53" or "192.0.2.53:5353". */
+static int check_addr(const char *v)
+{
+	char host[INET_ADDRSTRLEN];
+	const char *colon = strchr(v, ':');
+	size_t hl = colon ? (size_t)(colon - v) : strlen(v);
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	struct in_addr a;
+	if (inet_pton(AF_INET, host, &a) != 1)
+		return -EINVAL;
+	if (colon) {
+		uint64_t port;
+		if (util_parse_u64(colon + 1, &port) < 0 || port == 0 || port > 65535)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* "10.0.0.0/8,2001:db8::/32": each an address with a prefix no longer than its family's. */
+static int check_cidrs(const char *v, char *why, size_t whylen)
+{
+	if (strlen(v) > 4096) {
+		snprintf(why, whylen, "list longer than 4096 bytes");
+		return -EINVAL;
+	}
+	const char *p = v;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[INET6_ADDRSTRLEN + 8];
+		if (n == 0 || n >= sizeof(item)) {
+			snprintf(why, whylen, "empty or overlong CIDR in the list");
+			return -EINVAL;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		char *slash = strchr(item, '/');
+		uint64_t prefix = 0;
+		if (!slash || util_parse_u64(slash + 1, &prefix) < 0) {
+			snprintf(why, whylen, "'%.64s' is not a CIDR (address/prefix)", item);
+			return -EINVAL;
+		}
+		*slash = '\0';
+		unsigned char buf[16];
+		int bits = inet_pton(AF_INET, item, buf) == 1    ? 32
+		           : inet_pton(AF_INET6, item, buf) == 1 ? 128
+		                                                 : -1;
+		if (bits < 0 || prefix > (uint64_t)bits) {
+			*slash = '/';
+			snprintf(why, whylen, "'%.64s' is not a CIDR (address/prefix)", item);
+			return -EINVAL;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 static const struct key_def *find_key(const char *key)
 {
 	char norm[64];
@@ -320,6 +394,21 @@ int cd_config_set(struct cd_config *cfg, const char *key, const char *value, cha
 				return -EINVAL;
 			}
 		break;
+	case KEY_ADDR:
+		if (check_addr(value) < 0) {
+			set_err(err, errlen, "%s: '%.64s' is not an IPv4 address[:port]", name,
+			        value);
+			return -EINVAL;
+		}
+		break;
+	case KEY_CIDRS: {
+		char why[128] = "";
+		if (check_cidrs(value, why, sizeof(why)) < 0) {
+			set_err(err, errlen, "%s: %s", name, why);
+			return -EINVAL;
+		}
+		break;
+	}
 	case KEY_GROUPS: {
 		char why[128] = "";
 		r = set_groups(cfg, value, why, sizeof(why));

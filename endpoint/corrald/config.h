@@ -31,7 +31,9 @@ struct cd_config {
 	char *socket;            /* local IPC socket path */
 	char *device_id;         /* offline mode: the device id used for targeting */
 	char *worker_user;       /* unprivileged account of the network worker */
-	char **groups;           /* offline mode: device groups (NULL-terminated) */
+	char *egress_resolver; /* DNS server the egress proxy asks ("IPv4[:port]"); NULL = system */
+	char *egress_allow_private; /* CIDRs (comma list) the proxy may reach though non-public */
+	char **groups;              /* offline mode: device groups (NULL-terminated) */
 	size_t n_groups;
 	bool offline;               /* no server: policy only from `corral policy apply` */
 	int log_level;              /* enum log_level */

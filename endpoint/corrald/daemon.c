@@ -1727,6 +1727,10 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	r = cd_enforce_new(cfg->test_hooks, emit_session_event, d, &d->enforce);
 	if (r < 0) {
 		log_err("session enforcement unavailable: %s", strerror(-r));
+	} else if ((r = cd_enforce_set_proxy(d->enforce, cfg->egress_resolver,
+	                                     cfg->egress_allow_private)) < 0) {
+		log_err("egress proxy settings: %s", strerror(-r));
+		goto fail;
 	} else {
 		ee.data.u64 = TAG_ENFORCE;
 		epoll_ctl(d->epfd, EPOLL_CTL_ADD, cd_enforce_fd(d->enforce), &ee);

@@ -79,6 +79,8 @@ struct cd_enforce {
 	cd_enforce_emit_fn emit;
 	void *userdata;
 	uint64_t current_version;
+	char *proxy_resolver;                            /* NULL = system resolver */
+	char *proxy_private[CD_ENFORCE_PRIVATE_MAX + 1]; /* NULL-terminated CIDRs */
 	struct profile_net *nets;
 	struct cd_enforce_profile *profiles;
 	struct cd_enforce_session *sessions;
@@ -369,7 +371,10 @@ static int net_setup_proxy(struct cd_enforce *e, struct profile_net *pn,
 	int r;
 	if (has_hosts(rules)) {
 		if (!pn->proxy) {
-			struct egress_proxy_config cfg = {.listen = "127.0.0.1:0"};
+			struct egress_proxy_config cfg = {
+			        .listen = "127.0.0.1:0",
+			        .resolver = e->proxy_resolver,
+			        .allowed_private = (const char *const *)e->proxy_private};
 			r = egress_proxy_new(&cfg, rules, on_proxy_event, pn, &pn->proxy);
 			if (r < 0) {
 				snprintf(err, errlen, "egress proxy: %s", strerror(-r));
@@ -613,10 +618,45 @@ int cd_enforce_new(bool test_hooks, cd_enforce_emit_fn emit, void *userdata,
 	return 0;
 }
 
+static void proxy_settings_clear(struct cd_enforce *e)
+{
+	free(e->proxy_resolver);
+	e->proxy_resolver = NULL;
+	for (size_t i = 0; e->proxy_private[i]; i++) {
+		free(e->proxy_private[i]);
+		e->proxy_private[i] = NULL;
+	}
+}
+
+int cd_enforce_set_proxy(struct cd_enforce *e, const char *resolver, const char *allow_private)
+{
+	proxy_settings_clear(e);
+	if (resolver && !(e->proxy_resolver = strdup(resolver)))
+		return -ENOMEM;
+	size_t n = 0;
+	for (const char *p = allow_private; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (n == CD_ENFORCE_PRIVATE_MAX) {
+			proxy_settings_clear(e);
+			return -E2BIG;
+		}
+		if (len > 0 && !(e->proxy_private[n++] = strndup(p, len))) {
+			proxy_settings_clear(e);
+			return -ENOMEM;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 void cd_enforce_free(struct cd_enforce *e)
 {
 	if (!e)
 		return;
+	proxy_settings_clear(e);
 	while (e->profiles) {
 		struct cd_enforce_profile *pr = e->profiles;
 		e->profiles = pr->next;

@@ -53,6 +53,16 @@ typedef int (*cd_enforce_emit_fn)(void *userdata, Corral__Event *ev);
 int cd_enforce_new(bool test_hooks, cd_enforce_emit_fn emit, void *userdata,
                    struct cd_enforce **ret);
 
+/*
+ * Egress proxy settings for proxies started after this call: the DNS server it resolves allowed
+ * hostnames with ("IPv4[:port]", NULL = the system resolver) and a comma-separated list of
+ * non-public CIDRs it may connect to (NULL = none; loopback, private and metadata ranges stay
+ * refused otherwise, which is what stops DNS rebinding). Both copied. Returns 0, -ENOMEM, or
+ * -E2BIG for more than CD_ENFORCE_PRIVATE_MAX ranges.
+ */
+#define CD_ENFORCE_PRIVATE_MAX 64
+int cd_enforce_set_proxy(struct cd_enforce *e, const char *resolver, const char *allow_private);
+
 /* Frees everything (detaches BPF programs, stops proxies). Sessions must be gone. NULL ok. */
 void cd_enforce_free(struct cd_enforce *e);
 

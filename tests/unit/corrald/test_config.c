@@ -65,6 +65,8 @@ static void test_parse_all_types(void)
 	                   "outbox_max_bytes = 1M\n"
 	                   "outbox_max_events = 1000\n"
 	                   "worker_user = corral\n"
+	                   "egress_resolver = 192.0.2.53:5353\n"
+	                   "egress_allow_private = 10.0.0.0/8,2001:db8::/32\n"
 	                   "trust_root_file = /etc/corral/root.json\n"
 	                   "enroll_token_file = /etc/corral/token"; /* no final newline */
 	int r = parse(&cfg, text, err, sizeof(err));
@@ -84,6 +86,28 @@ static void test_parse_all_types(void)
 	CU_ASSERT_EQUAL(cfg.outbox_max_bytes, 1u << 20);
 	CU_ASSERT_EQUAL(cfg.outbox_max_events, 1000);
 	CU_ASSERT_STRING_EQUAL(cfg.worker_user, "corral");
+	CU_ASSERT_STRING_EQUAL(cfg.egress_resolver, "192.0.2.53:5353");
+	CU_ASSERT_STRING_EQUAL(cfg.egress_allow_private, "10.0.0.0/8,2001:db8::/32");
+	/* bad values for the egress keys name the key and why */
+	static const struct {
+		const char *key, *value, *expect;
+	} bad[] = {
+	        {"egress_resolver", "dns.example", "not an IPv4 address"},
+	        {"egress_resolver", "192.0.2.53:0", "not an IPv4 address"},
+	        {"egress_resolver", "192.0.2.53:70000", "not an IPv4 address"},
+	        {"egress_resolver", "2001:db8::1", "not an IPv4 address"},
+	        {"egress_allow_private", "10.0.0.0", "not a CIDR"},
+	        {"egress_allow_private", "10.0.0.0/33", "not a CIDR"},
+	        {"egress_allow_private", "10.0.0.0/8,,", "empty or overlong"},
+	        {"egress_allow_private", "bogus/8", "not a CIDR"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(cd_config_set(&cfg, bad[i].key, bad[i].value, err, sizeof(err)),
+		                -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].expect));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].key));
+	}
 	CU_ASSERT_STRING_EQUAL(cfg.enroll_token_file, "/etc/corral/token");
 	/* later assignment wins and replaces the group list */
 	CU_ASSERT_EQUAL(cd_config_set(&cfg, "groups", "x", err, sizeof(err)), 0);

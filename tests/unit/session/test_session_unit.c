@@ -200,6 +200,21 @@ static void test_proxy_env_and_open(void)
 	cd_enforce_profile_put(g_enf, pr);
 }
 
+static void test_proxy_settings(void)
+{
+	/* Accepted: a resolver and two ranges; NULLs reset to the defaults. */
+	CU_ASSERT_EQUAL(cd_enforce_set_proxy(g_enf, "192.0.2.53", "10.0.0.0/8,2001:db8::/32"), 0);
+	CU_ASSERT_EQUAL(cd_enforce_set_proxy(g_enf, NULL, NULL), 0);
+	/* More ranges than the proxy takes is refused, and leaves no settings behind. */
+	char many[CD_ENFORCE_PRIVATE_MAX * 16 + 32] = "";
+	size_t off = 0;
+	for (int i = 0; i <= CD_ENFORCE_PRIVATE_MAX; i++)
+		off += (size_t)snprintf(many + off, sizeof(many) - off, "%s10.%d.0.0/16",
+		                        i ? "," : "", i);
+	CU_ASSERT_EQUAL(cd_enforce_set_proxy(g_enf, "192.0.2.53", many), -E2BIG);
+	CU_ASSERT_EQUAL(cd_enforce_set_proxy(g_enf, NULL, NULL), 0);
+}
+
 static void test_compile_refusals(void)
 {
 	struct prof x;
@@ -323,6 +338,7 @@ static const struct harness_test tests[] = {
         {"restricted_without_bpf_refuses", test_restricted_without_bpf_refuses},
         {"landlock_ports_fallback", test_landlock_ports_fallback},
         {"proxy_env_and_open", test_proxy_env_and_open},
+        {"proxy_settings", test_proxy_settings},
         {"compile_refusals", test_compile_refusals},
         {"session_refusals", test_session_refusals},
         {NULL, NULL},

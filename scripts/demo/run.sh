@@ -130,10 +130,10 @@ ip addr add 198.51.100.1/30 dev cdh0
 ip -n $EP addr add 198.51.100.2/30 dev cdh1
 ip link set cdh0 up
 ip -n $EP link set cdh1 up
-# The endpoint resolves names through the lab's DNS server only (ip netns exec bind-mounts this).
-mkdir -p /etc/netns/$EP
-echo "nameserver 192.0.2.53" >/etc/netns/$EP/resolv.conf
 trap cleanup EXIT
+# Enter only the endpoint's network namespace: `ip netns exec` would also remount /sys in a new
+# mount namespace, hiding the cgroup hierarchies corrald needs (it would refuse, fail closed).
+epns() { nsenter --net=/run/netns/$EP "$@"; }
 
 # The lab: one TLS server answering on every lab address (so allowed.test and evil.test), and a
 # DNS server knowing both names.
@@ -152,7 +152,7 @@ pids+=($!)
 phase "corral-server on 198.51.100.2:8443 (embedded SQLite)"
 srv=$work/server
 mkdir -p "$srv"
-ip netns exec $EP "$bin/corral-server" --data-dir "$srv" --listen 198.51.100.2:8443 \
+epns "$bin/corral-server" --data-dir "$srv" --listen 198.51.100.2:8443 \
 	--hostname corral.demo >"$logs/corral-server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$srv/admin.token" ] && [ -s "$srv/ca.pem" ] && break; sleep 0.1; done
@@ -195,9 +195,12 @@ trust_root_file = $work/etc/corral/trust.root
 data_dir = $work/corrald
 socket = $work/corrald.sock
 poll_wait = 60s
+# the lab's DNS server, and its documentation range as the reachable "internet"
+egress_resolver = 192.0.2.53
+egress_allow_private = 192.0.2.0/24
 EOF
 mkdir -p "$work/corrald"
-ip netns exec $EP "$bin/corrald" --config "$work/etc/corral/corrald.conf" \
+epns "$bin/corrald" --config "$work/etc/corral/corrald.conf" \
 	--config-dir "$work/etc/corral/corrald.conf.d" >"$logs/corrald.log" 2>&1 &
 pids+=($!)
 export CORRAL_SOCKET=$work/corrald.sock
@@ -242,11 +245,11 @@ echo "hello from the project" >"$home/project/README"
 chown "$DEMO_USER:" "$home/project/README"
 install -m 0755 build/demo/demo-io-uring /usr/local/libexec/corral-demo-io-uring 2>/dev/null ||
 	{ mkdir -p /usr/local/libexec && install -m 0755 build/demo/demo-io-uring /usr/local/libexec/corral-demo-io-uring; }
-install -m 0755 scripts/demo/agent.sh "$work/agent.sh"
+install -o "$DEMO_USER" -m 0755 scripts/demo/agent.sh "$home/project/agent.sh"
 results=$work/agent-results.txt
-(cd "$home/project" && ip netns exec $EP setpriv --reuid="$DEMO_USER" --regid="$DEMO_USER" \
+(cd "$home/project" && epns setpriv --reuid="$DEMO_USER" --regid="$DEMO_USER" \
 	--init-groups env -i HOME="$home" USER="$DEMO_USER" PATH=/usr/bin:/bin LANG=C.UTF-8 \
-	CORRAL_SOCKET="$CORRAL_SOCKET" "$bin/corral" run -- /bin/bash "$work/agent.sh") \
+	CORRAL_SOCKET="$CORRAL_SOCKET" "$bin/corral" run -- /bin/bash ./agent.sh) \
 	>"$results" 2>"$logs/agent.stderr" || true
 fail=0
 printf '    %-48s %-9s %-9s\n' ACTION EXPECTED RESULT

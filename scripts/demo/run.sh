@@ -286,11 +286,14 @@ phase_end
 
 echo
 echo "logs: $logs"
+printf 'console: https://198.51.100.2:8443/ (fleet CA %s); log in with the admin token in %s\n' \
+	"$srv/ca.pem" "$srv/admin.token"
 if [ "$keep" -eq 1 ]; then
 	trap - EXIT
-	printf '%sEverything is still running.%s Console: https://198.51.100.2:8443/ (CA: %s)\n' "$B" "$N" "$srv/ca.pem"
-	printf 'Log in with the admin token in %s\n' "$srv/admin.token"
-	printf 'Stop: kill %s; ip netns del %s; ip netns del %s; ip link del cdh0\n' "${pids[*]}" $EP $LAB
+	printf '%sEverything is still running (--keep).%s Stop it with:\n' "$B" "$N"
+	printf '  kill %s; ip netns del %s; ip netns del %s; ip link del cdh0\n' "${pids[*]}" $EP $LAB
+else
+	echo "(rerun with --keep to leave the server, corrald and the lab running and open the console)"
 fi
 if [ "$fail" -ne 0 ]; then
 	printf '%sdemo: some outcomes differ from the expectation%s\n' "$R" "$N"

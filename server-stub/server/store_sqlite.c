@@ -5,6 +5,7 @@
  * server serialises calls with its store lock. Hot statements (device lookup, event insert) are
  * prepared once and reused.
  */
+#include "compliance.h"
 #include "store.h"
 #include "store_console.h"
 
@@ -423,7 +424,8 @@ static int st_device_revoke(struct srv_store *st, const char *device_id, int64_t
 #define DEVICE_COLUMNS                                                                         \
 	"device_id, group_name, hostname, agent_version, enrolled_at, cert_expires_at, "       \
 	"revoked_at, acked_seq, last_seen, heartbeat_at, policy_version, trust_root_version, " \
-	"freshness, kernel_release, features_requested, features_enforced, cert_serial "
+	"freshness, kernel_release, features_requested, features_enforced, cert_serial, "      \
+	"features_missing "
 
 static json_t *device_row_json(sqlite3_stmt *q)
 {
@@ -443,6 +445,7 @@ static json_t *device_row_json(sqlite3_stmt *q)
 		return NULL;
 	if (sqlite3_column_type(q, 6) != SQLITE_NULL)
 		json_object_set_new(o, "revoked_at", json_integer(sqlite3_column_int64(q, 6)));
+	json_object_set_new(o, "features_missing", json_string(col_text(q, 17)));
 	for (int i = 14; i <= 15; i++) {
 		json_t *feat = json_loads(col_text(q, i), 0, NULL);
 		if (feat)
@@ -518,6 +521,8 @@ static int apply_heartbeat(struct store_sqlite *s, int64_t rowid, const Corral__
 	const Corral__Heartbeat *hb = ev->heartbeat;
 	_cleanup_free_ char *req = features_json(hb->requested);
 	_cleanup_free_ char *enf = features_json(hb->enforced);
+	char missing[512];
+	srv_features_missing(hb->requested, hb->enforced, missing, sizeof(missing));
 	sqlite3_stmt *q = s->heartbeat;
 	sqlite3_reset(q);
 	sqlite3_bind_int64(q, 1, ev->time_ms / 1000);
@@ -528,7 +533,8 @@ static int apply_heartbeat(struct store_sqlite *s, int64_t rowid, const Corral__
 	bind_text(q, 6, hb->kernel_release);
 	bind_text(q, 7, req);
 	bind_text(q, 8, enf);
-	sqlite3_bind_int64(q, 9, rowid);
+	bind_text(q, 9, missing);
+	sqlite3_bind_int64(q, 10, rowid);
 	int r = sqlite3_step(q);
 	sqlite3_reset(q);
 	return r == SQLITE_DONE ? 0 : -EIO;
@@ -959,7 +965,7 @@ int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, s
 	    prep(s,
 	         "UPDATE devices SET heartbeat_at = max(heartbeat_at, ?), policy_version = ?, "
 	         "trust_root_version = ?, freshness = ?, agent_version = ?, kernel_release = ?, "
-	         "features_requested = ?, features_enforced = ? WHERE id = ?",
+	         "features_requested = ?, features_enforced = ?, features_missing = ? WHERE id = ?",
 	         &s->heartbeat) < 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
 		st_close(&s->base);

@@ -224,8 +224,8 @@ static int c_sync(struct srv_store *st)
 	"WHEN coalesce(c.reject_version, 0) > d.policy_version THEN 'failing' "                \
 	"WHEN d.freshness = 2 THEN 'stale' "                                                   \
 	"WHEN d.policy_version < coalesce(h.v, 0) THEN 'out-of-date' "                         \
-	"WHEN d.features_requested <> d.features_enforced THEN 'degraded' "                    \
-	"ELSE 'compliant' END AS state "                                                       \
+	"WHEN d.features_missing <> '' THEN 'degraded' "                                       \
+	"ELSE 'compliant' END AS state, d.features_missing "                                   \
 	"FROM devices d LEFT JOIN (SELECT group_name, max(version) AS v FROM publications "    \
 	"GROUP BY group_name) h ON h.group_name = d.group_name "                               \
 	"LEFT JOIN console_devices c ON c.device = d.id"
@@ -255,6 +255,7 @@ enum {
 	DC_REJ_REASON,
 	DC_REJ_MS,
 	DC_STATE,
+	DC_MISSING,
 };
 
 static json_t *device_json(sqlite3_stmt *q)
@@ -278,6 +279,7 @@ static json_t *device_json(sqlite3_stmt *q)
 	        sqlite3_column_int64(q, DC_VIOLATIONS), "state", col_text(q, DC_STATE));
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "features_missing", json_string(col_text(q, DC_MISSING)));
 	if (sqlite3_column_type(q, DC_REVOKED) != SQLITE_NULL)
 		json_object_set_new(o, "revoked_at",
 		                    json_integer(sqlite3_column_int64(q, DC_REVOKED)));
@@ -402,7 +404,7 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 	              "SELECT d.group_name, d.policy_version, d.revoked_at IS NOT NULL, "
 	              "max(d.last_seen, d.enrolled_at) < ?1 - ?2, d.heartbeat_at = 0, "
 	              "coalesce(c.reject_version, 0) > d.policy_version, d.freshness = 2, "
-	              "d.features_requested <> d.features_enforced "
+	              "d.features_missing <> '' "
 	              "FROM devices d LEFT JOIN console_devices c ON c.device = d.id",
 	              &q)) < 0)
 		goto fail;
@@ -507,7 +509,7 @@ static int c_devices(struct srv_store *st, const struct srv_console_device_filte
 	json_t *items = json_array();
 	int64_t total = 0;
 	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-		total = sqlite3_column_int64(q, DC_STATE + 1);
+		total = sqlite3_column_int64(q, DC_MISSING + 1);
 		json_array_append_new(items, device_json(q));
 	}
 	if (r != SQLITE_DONE) {

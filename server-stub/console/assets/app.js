@@ -323,14 +323,9 @@
 			], ov.degraded, {empty: 'Every device enforces what it requested.'})));
 	}
 
+	// Computed by the server from each heartbeat (compliance.c): requested but not enforced.
 	function missingFeatures(d) {
-		const r = d.features_requested || {}, e = d.features_enforced || {};
-		const out = [];
-		for (const k in r) {
-			const a = JSON.stringify(r[k]), b = JSON.stringify(e[k]);
-			if (a !== b) out.push(`${k} (${a} → ${b === undefined ? 'none' : b})`);
-		}
-		return out;
+		return d.features_missing ? d.features_missing.split(', ') : [];
 	}
 
 	// ---- violations -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include "ca.h"
+#include "compliance.h"
 #include "cleanup.h"
 #include "decode.h"
 #include "srv_internal.h"
@@ -655,7 +656,46 @@ static void test_srv_new_errors(void)
 	srv_free(NULL);
 }
 
+/* A device is degraded only when it enforces less than requested, never when it offers more. */
+static void test_features_missing(void)
+{
+	char buf[256];
+	Corral__KernelFeatures req = CORRAL__KERNEL_FEATURES__INIT;
+	Corral__KernelFeatures enf = CORRAL__KERNEL_FEATURES__INIT;
+	char *req_ctl[] = {(char *)"memory", (char *)"pids"};
+	char *enf_ctl[] = {(char *)"memory:v1", (char *)"cpu:v1"};
+	/* nothing requested: nothing missing, whatever is enforced */
+	CU_ASSERT_EQUAL(srv_features_missing(NULL, &enf, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "");
+	CU_ASSERT_EQUAL(srv_features_missing(&req, NULL, buf, sizeof(buf)), 0);
+	/* more than requested is compliant (the demo host: ABI 7 where 4 was asked) */
+	req.landlock_abi = 4;
+	req.seccomp = true;
+	enf.landlock_abi = 7;
+	enf.seccomp = true;
+	enf.bpf_cgroup = true;
+	CU_ASSERT_EQUAL(srv_features_missing(&req, &enf, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "");
+	/* each kind of shortfall is named; controllers match with or without ":v1" */
+	req.landlock_abi = 7;
+	enf.landlock_abi = 2;
+	req.user_namespaces = true;
+	req.cgroup_controllers = req_ctl;
+	req.n_cgroup_controllers = 2;
+	enf.cgroup_controllers = enf_ctl;
+	enf.n_cgroup_controllers = 2;
+	CU_ASSERT_EQUAL(srv_features_missing(&req, &enf, buf, sizeof(buf)), 3);
+	CU_ASSERT_STRING_EQUAL(buf, "landlock_abi 7 (host 2), user_namespaces, cgroup:pids");
+	/* nothing reported as enforced: everything requested is missing */
+	CU_ASSERT_EQUAL(srv_features_missing(&req, NULL, buf, sizeof(buf)), 5);
+	/* a short buffer truncates the list but not the count */
+	char tiny[16];
+	CU_ASSERT_EQUAL(srv_features_missing(&req, &enf, tiny, sizeof(tiny)), 3);
+	CU_ASSERT(strlen(tiny) < sizeof(tiny));
+}
+
 static const struct harness_test tests[] = {
+        {"features_missing", test_features_missing},
         {"listen_parse", test_listen_parse},
         {"config", test_config},
         {"tokens", test_tokens},

@@ -816,6 +816,13 @@ static void test_longpoll_wakes(void)
 	long waited = (long)t.done_ms - (long)published;
 	printf("\n  long-poll answered %ld ms after the publish returned\n", waited);
 	CU_ASSERT(waited <= 100);
+	/* The server accounts the fan-out of that publish. */
+	json_t *st = NULL;
+	CU_ASSERT_EQUAL(admin("GET", "stats", NULL, g_viewer, &st), 200);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "last_fanout_devices")), 1);
+	CU_ASSERT(json_integer_value(json_object_get(st, "last_fanout_ms")) <= 100);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "long_polls")), 0);
+	json_decref(st);
 	char path[700];
 	snprintf(path, sizeof(path), "%s/v1.bundle", g_dir);
 	util_write_file_atomic(path, b, blen, 0644);

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,9 @@ struct srv_config {
 	unsigned threads;          /* libmicrohttpd polling threads (epoll each) */
 	unsigned connection_limit; /* concurrent connections */
 	enum log_level log_level;
+	/* Receives libmicrohttpd's own diagnostics (TLS handshake failures, ...); NULL drops
+	 * them. Set by main, so the library itself never writes to stderr. */
+	void (*http_log)(void *cls, const char *fmt, va_list ap);
 };
 
 /* Fills defaults (everything but data_dir/listen). */

@@ -10,6 +10,8 @@
  */
 #include "srv_internal.h"
 
+#include "console_internal.h"
+
 #include "cleanup.h"
 #include "trust.h"
 #include "util.h"
@@ -400,6 +402,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		req->handled_once = true;
 		return srv_reply_error(c, 413, "too-large", "request body over the limit");
 	}
+	/* Web console (console.c): its assets, /api/v1/console/, /api/v1/changes, /metrics. */
+	if (srv_console_owns(url))
+		return srv_console_dispatch(s, c, req, method, url);
 	if (util_startswith(url, "/v1/"))
 		return srv_device_handle(s, c, req, method, url);
 	if (util_startswith(url, "/api/v1/"))

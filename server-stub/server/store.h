@@ -21,6 +21,7 @@
 #define SRV_ID_MAX     64
 
 struct srv_store;
+struct srv_console_store_ops;
 
 /* Outcome of consuming an enrollment token (see srv_store_ops.enroll). */
 enum srv_enroll_result {
@@ -143,6 +144,9 @@ struct srv_store_ops {
 	int (*trust_root_add)(struct srv_store *st, uint64_t version, const uint8_t *env,
 	                      size_t len, int64_t expires_at, const char *by, int64_t now);
 	int (*trust_roots_load)(struct srv_store *st, srv_store_blob_cb cb, void *userdata);
+
+	/* The web console's aggregation and pagination calls (store_console.h). */
+	const struct srv_console_store_ops *console;
 };
 
 /* Every backend's handle starts with this. */

@@ -6,6 +6,7 @@
  * prepared once and reused.
  */
 #include "store.h"
+#include "store_console.h"
 
 #include "cleanup.h"
 #include "db.h"
@@ -920,7 +921,14 @@ static const struct srv_store_ops sqlite_ops = {
         .events_query = st_events_query,
         .trust_root_add = st_trust_root_add,
         .trust_roots_load = st_trust_roots_load,
+        .console = &srv_store_sqlite_console_ops,
 };
+
+/* The connection, for the console's queries (store_sqlite_console.c, same backend). */
+sqlite3 *srv_store_sqlite_db(struct srv_store *st)
+{
+	return impl(st)->db;
+}
 
 int srv_store_sqlite_open(const char *path, struct srv_store **ret, char *err, size_t errlen)
 {

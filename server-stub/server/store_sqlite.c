@@ -892,6 +892,25 @@ static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void 
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Age retention in bounded batches, so the store lock is never held for long. */
+static int st_events_prune(struct srv_store *st, int64_t older_than_ms, unsigned max_rows)
+{
+	if (older_than_ms <= 0)
+		return 0;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL;
+	int r = prep(impl(st),
+	             "DELETE FROM events WHERE (device, seq) IN (SELECT device, seq FROM events "
+	             "WHERE time_ms < ? LIMIT ?)",
+	             &q);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(q, 1, older_than_ms);
+	sqlite3_bind_int64(q, 2, max_rows);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		return -EIO;
+	return (unsigned)sqlite3_changes(impl(st)->db) >= max_rows ? 1 : 0;
+}
+
 static const struct srv_store_ops sqlite_ops = {
         .close = st_close,
         .begin = st_begin,
@@ -921,6 +940,7 @@ static const struct srv_store_ops sqlite_ops = {
         .events_query = st_events_query,
         .trust_root_add = st_trust_root_add,
         .trust_roots_load = st_trust_roots_load,
+        .events_prune = st_events_prune,
         .console = &srv_store_sqlite_console_ops,
 };
 

@@ -14,7 +14,8 @@
  * - Enrollment counts uses with one conditional UPDATE ... RETURNING: with READ COMMITTED, a
  *   second replica's UPDATE of the same row waits for the first to commit and re-checks
  *   `uses < max_uses` on the new row, so a token is never used more than max_uses times.
- * - Reports: multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING seq, in chunks.
+ * - Reports: one multi-row statement per chunk: keys into event_keys (unique (device, seq),
+ *   ON CONFLICT DO NOTHING), then the events whose key was new.
  * - Events are partitioned by day (001_init.sql); events_prune creates partitions ahead and
  *   drops whole days past the retention.
  *
@@ -663,8 +664,9 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /*
- * Inserts events [from, to) of the batch in one statement; appends the seqs actually inserted
- * (new rows) to inserted[*n_inserted].
+ * Inserts events [from, to) of the batch in one statement: their (device, seq) keys into
+ * event_keys, and the events whose key was new into events. Appends the seqs stored now to
+ * inserted[*n_inserted].
  */
 static int insert_chunk(struct store_pg *s, const struct srv_device *dev,
                         const Corral__ReportBatch *batch, size_t from, size_t to, int64_t now_ms,
@@ -676,15 +678,15 @@ static int insert_chunk(struct store_pg *s, const struct srv_device *dev,
 	_cleanup_free_ int *fmt = calloc(np, sizeof(*fmt));
 	_cleanup_free_ char *nums = malloc(np * 24);
 	_cleanup_free_ uint8_t **packed = calloc(rows, sizeof(*packed));
-	/* "($1,$2,...,$7)," is at most 7 * 7 + 3 bytes per row. */
-	size_t cap = 200 + rows * 56;
+	/* "($1,$2,...,$7)," is at most 7 * 7 + 3 bytes per row; the first row has casts. */
+	size_t cap = 1024 + rows * 56;
 	_cleanup_free_ char *sql = malloc(cap);
 	int r = 0;
 	if (!v || !len || !fmt || !nums || !packed || !sql)
 		return -ENOMEM;
 	size_t off = (size_t)snprintf(sql, cap,
-	                              "INSERT INTO events(device, seq, time_ms, kind, "
-	                              "policy_version, received_ms, event) VALUES ");
+	                              "WITH v(device, seq, time_ms, kind, policy_version, "
+	                              "received_ms, event) AS (VALUES ");
 	for (size_t i = 0; i < rows; i++) {
 		const Corral__Event *ev = batch->events[from + i];
 		size_t need = corral__event__get_packed_size(ev);
@@ -710,12 +712,23 @@ static int insert_chunk(struct store_pg *s, const struct srv_device *dev,
 		v[base + 6] = (const char *)packed[i];
 		len[base + 6] = (int)need;
 		fmt[base + 6] = 1;
-		off += (size_t)snprintf(sql + off, cap - off,
-		                        "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", i ? "," : "",
-		                        base + 1, base + 2, base + 3, base + 4, base + 5, base + 6,
-		                        base + 7);
+		if (i == 0)
+			off += (size_t)snprintf(sql + off, cap - off,
+			                        "($1::bigint,$2::bigint,$3::bigint,$4::integer,"
+			                        "$5::bigint,$6::bigint,$7::bytea)");
+		else
+			off += (size_t)snprintf(sql + off, cap - off,
+			                        ",($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", base + 1,
+			                        base + 2, base + 3, base + 4, base + 5, base + 6,
+			                        base + 7);
 	}
-	snprintf(sql + off, cap - off, " ON CONFLICT DO NOTHING RETURNING seq");
+	snprintf(sql + off, cap - off,
+	         "), k AS (INSERT INTO event_keys(device, seq, time_ms) "
+	         "SELECT device, seq, time_ms FROM v ON CONFLICT DO NOTHING RETURNING device, seq) "
+	         "INSERT INTO events(device, seq, time_ms, kind, policy_version, received_ms, "
+	         "event) "
+	         "SELECT DISTINCT ON (v.seq) v.* FROM v JOIN k USING (device, seq) "
+	         "ORDER BY v.seq ON CONFLICT DO NOTHING RETURNING seq");
 	PGresult *res = NULL;
 	r = q_run_n(s, sql, (int)np, v, len, fmt, &res);
 	if (r >= 0) {
@@ -766,8 +779,7 @@ static int report_locked(struct store_pg *s, const struct srv_device *dev,
 	p_i64(&p, WATERMARK_MAX);
 	_cleanup_res_ PGresult *res = NULL;
 	r = q_run(s,
-	          "SELECT DISTINCT seq FROM events WHERE device = $1 AND seq > $2 ORDER BY seq "
-	          "LIMIT $3",
+	          "SELECT seq FROM event_keys WHERE device = $1 AND seq > $2 ORDER BY seq LIMIT $3",
 	          &p, &res);
 	if (r < 0)
 		return r;
@@ -1126,14 +1138,25 @@ static int st_events_prune(struct srv_store *st, int64_t older_than_ms, unsigned
 	if (r < 0)
 		return r;
 	p_i64(&p, max_rows);
-	_cleanup_res_ PGresult *res = NULL;
+	_cleanup_res_ PGresult *res = NULL, *keys = NULL;
 	r = q_run(s,
 	          "DELETE FROM events WHERE (device, seq, time_ms) IN (SELECT device, seq, "
 	          "time_ms FROM events WHERE time_ms < $1 LIMIT $2)",
 	          &p, &res);
 	if (r < 0)
 		return r;
-	return strtoull(PQcmdTuples(res), NULL, 10) >= max_rows ? 1 : 0;
+	/* Keys go with their events: a resend of a pruned event is then stored again, as the
+	 * SQLite backend does. */
+	r = q_run(s,
+	          "DELETE FROM event_keys WHERE (device, seq) IN (SELECT device, seq FROM "
+	          "event_keys WHERE time_ms < $1 LIMIT $2)",
+	          &p, &keys);
+	if (r < 0)
+		return r;
+	return strtoull(PQcmdTuples(res), NULL, 10) >= max_rows ||
+	                       strtoull(PQcmdTuples(keys), NULL, 10) >= max_rows
+	               ? 1
+	               : 0;
 }
 
 /* ---- cross-replica notifications --------------------------------------------------------------

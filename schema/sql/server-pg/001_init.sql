@@ -58,11 +58,22 @@ CREATE TABLE devices (
 );
 CREATE INDEX devices_group ON devices(group_name);
 
--- Device events, partitioned by day on the device's event time (time_ms). A unique key on a
--- partitioned table must contain the partition key, so it is (device, seq, time_ms): a device
--- resends an unacknowledged event byte for byte, time included, so this still deduplicates on
--- (device, seq). Rows outside every daily partition (a device clock far off) land in
--- events_default, which retention prunes with batched DELETEs.
+-- Idempotent ingest: the unique (device, seq) key of every stored event. `events` cannot hold
+-- it (a unique key on a partitioned table must contain the partition key, time_ms, and a device
+-- may resend a seq with another time), so the report path inserts here first (ON CONFLICT DO
+-- NOTHING) and stores only the events whose key was new. Retention deletes keys with their
+-- events; the contiguous-ack watermark is computed from this table.
+CREATE TABLE event_keys (
+	device  BIGINT NOT NULL,
+	seq     BIGINT NOT NULL,
+	time_ms BIGINT NOT NULL,
+	PRIMARY KEY (device, seq)
+);
+CREATE INDEX event_keys_time ON event_keys(time_ms);
+
+-- Device events, partitioned by day on the device's event time (time_ms); rows outside every
+-- daily partition (a device clock far off) land in events_default, which retention prunes with
+-- batched DELETEs.
 CREATE TABLE events (
 	device         BIGINT NOT NULL,
 	seq            BIGINT NOT NULL,

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -117,7 +118,7 @@ static void use_device_cert(CURL *c, const struct dev *d)
 
 /* Synchronous admin request (setup, stats, publish). Returns status; *ret body. */
 static long admin_call(const char *method, const char *path, const char *ctype, const void *body,
-		       size_t len, char **ret)
+                       size_t len, char **ret)
 {
 	struct xfer x = {0};
 	char full[256], auth[400], ct[128];
@@ -150,7 +151,7 @@ static long admin_call(const char *method, const char *path, const char *ctype, 
 static long admin_json(const char *method, const char *path, const char *json, char **ret)
 {
 	return admin_call(method, path, json ? "application/json" : NULL, json,
-			  json ? strlen(json) : 0, ret);
+	                  json ? strlen(json) : 0, ret);
 }
 
 static long rss_kb(const char *field)
@@ -180,7 +181,8 @@ static long server_cpu_ms(void)
 		return -1;
 	const char *s = strrchr(text, ')');
 	unsigned long ut = 0, st = 0;
-	if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!s ||
+	    sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }
@@ -189,6 +191,68 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* ---- event loop: curl_multi_socket_action on epoll, O(active sockets) per wake-up ---- */
+
+static int g_epfd = -1;
+static long g_timeout_ms = -1;
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	(void)userp;
+	struct epoll_event ev = {0};
+	ev.data.fd = fd;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(g_epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(g_epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev);
+	(void)socketp;
+	return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+	(void)m;
+	(void)userp;
+	g_timeout_ms = timeout_ms;
+	return 0;
+}
+
+static CURLM *multi_new(void)
+{
+	if (g_epfd < 0)
+		g_epfd = epoll_create1(EPOLL_CLOEXEC);
+	CURLM *m = curl_multi_init();
+	curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)opt_devices + 16);
+	return m;
+}
+
+/* One round: wait for socket activity (or curl's timer) and let curl act on it. */
+static void drive(CURLM *m)
+{
+	struct epoll_event evs[256];
+	int running = 0;
+	int wait = g_timeout_ms < 0 || g_timeout_ms > 50 ? 50 : (int)g_timeout_ms;
+	int n = epoll_wait(g_epfd, evs, 256, wait);
+	if (n <= 0) {
+		curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+		            (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+		            (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+		curl_multi_socket_action(m, evs[i].data.fd, flags, &running);
+	}
+	if (g_timeout_ms == 0)
+		curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
 }
 
 /* ---- phase 1: setup -------------------------------------------------------------------------- */
@@ -202,15 +266,15 @@ static void setup(void)
 		die("key generation");
 	struct trust_key *roots[1] = {g_root}, *signers[1] = {g_signer};
 	struct trust_root_spec spec = {
-		.version = 1,
-		.issued_at = util_now_sec() - 60,
-		.expires_at = util_now_sec() + 86400,
-		.root_keys = roots,
-		.n_root_keys = 1,
-		.root_threshold = 1,
-		.signer_keys = signers,
-		.n_signer_keys = 1,
-		.signer_threshold = 1,
+	        .version = 1,
+	        .issued_at = util_now_sec() - 60,
+	        .expires_at = util_now_sec() + 86400,
+	        .root_keys = roots,
+	        .n_root_keys = 1,
+	        .root_threshold = 1,
+	        .signer_keys = signers,
+	        .n_signer_keys = 1,
+	        .signer_threshold = 1,
 	};
 	_cleanup_free_ uint8_t *env = NULL;
 	size_t len = 0;
@@ -222,13 +286,13 @@ static void setup(void)
 		die("creating group 'load'");
 	char body[256];
 	snprintf(body, sizeof(body), "{\"group\":\"load\",\"uses\":%u,\"expires_at\":%lld}",
-		 opt_devices, (long long)util_now_sec() + 86400);
+	         opt_devices, (long long)util_now_sec() + 86400);
 	char *resp = NULL;
 	if (admin_json("POST", "enroll-tokens", body, &resp) != 201)
 		die("creating the enrollment token");
 	json_t *j = json_loads(resp, 0, NULL);
 	snprintf(g_enroll_token, sizeof(g_enroll_token), "%s",
-		 json_string_value(json_object_get(j, "token")));
+	         json_string_value(json_object_get(j, "token")));
 	json_decref(j);
 	free(resp);
 }
@@ -300,7 +364,7 @@ static struct xfer *enroll_start(struct dev *d)
 
 static void enroll_all(void)
 {
-	CURLM *m = curl_multi_init();
+	CURLM *m = multi_new();
 	unsigned next = 0, done = 0, running = 0;
 	const unsigned window = 64;
 	uint64_t t0 = util_monotonic_ms();
@@ -309,9 +373,7 @@ static void enroll_all(void)
 			curl_multi_add_handle(m, enroll_start(&g_devs[next++])->easy);
 			running++;
 		}
-		int still = 0;
-		curl_multi_perform(m, &still);
-		curl_multi_poll(m, NULL, 0, 100, NULL);
+		drive(m);
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -323,16 +385,16 @@ static void enroll_all(void)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 			if (msg->data.result != CURLE_OK || status != 200) {
 				fprintf(stderr, "enroll: %s status %ld\n",
-					curl_easy_strerror(msg->data.result), status);
+				        curl_easy_strerror(msg->data.result), status);
 				die("enrollment failed");
 			}
 			Corral__EnrollResponse *r =
-				corral__enroll_response__unpack(NULL, x->len, (uint8_t *)x->body);
+			        corral__enroll_response__unpack(NULL, x->len, (uint8_t *)x->body);
 			if (!r)
 				die("bad EnrollResponse");
 			snprintf(x->dev->id, sizeof(x->dev->id), "%s", r->device_id);
 			x->dev->cert_pem = pem_of_cert(r->certificate_der.data,
-						       r->certificate_der.len, &x->dev->cert_len);
+			                               r->certificate_der.len, &x->dev->cert_len);
 			x->dev->next_seq = 1;
 			corral__enroll_response__free_unpacked(r, NULL);
 			curl_multi_remove_handle(m, msg->easy_handle);
@@ -402,7 +464,8 @@ static void *publisher(void *arg)
 		die("signing the bundle");
 	g_publish_ms = util_monotonic_ms();
 	__atomic_store_n(&g_published, 1, __ATOMIC_SEQ_CST);
-	long st = admin_call("POST", "groups/load/policy", "application/octet-stream", env, len, NULL);
+	long st = admin_call("POST", "groups/load/policy", "application/octet-stream", env, len,
+	                     NULL);
 	if (st != 200)
 		die("publish refused");
 	free(env);
@@ -423,8 +486,7 @@ static struct xfer *poll_start(struct dev *d, unsigned wait)
 
 static void longpoll_publish(void)
 {
-	CURLM *m = curl_multi_init();
-	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)opt_devices + 16);
+	CURLM *m = multi_new();
 	uint64_t t0 = util_monotonic_ms();
 	for (unsigned i = 0; i < opt_devices; i++)
 		curl_multi_add_handle(m, poll_start(&g_devs[i], 300)->easy);
@@ -432,9 +494,7 @@ static void longpoll_publish(void)
 	pthread_create(&th, NULL, publisher, NULL);
 	unsigned got = 0, errors = 0;
 	while (got + errors < opt_devices) {
-		int still = 0;
-		curl_multi_perform(m, &still);
-		curl_multi_poll(m, NULL, 0, 50, NULL);
+		drive(m);
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -445,16 +505,17 @@ static void longpoll_publish(void)
 			long status = 0;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 			Corral__PolicyUpdate *up =
-				status == 200 ? corral__policy_update__unpack(NULL, x->len,
-									      (uint8_t *)x->body)
-					      : NULL;
-			if (up && up->bundle.len > 0 && __atomic_load_n(&g_published, __ATOMIC_SEQ_CST)) {
+			        status == 200 ? corral__policy_update__unpack(NULL, x->len,
+			                                                      (uint8_t *)x->body)
+			                      : NULL;
+			if (up && up->bundle.len > 0 &&
+			    __atomic_load_n(&g_published, __ATOMIC_SEQ_CST)) {
 				x->dev->done_ms = util_monotonic_ms();
 				got++;
 			} else {
 				errors++;
 				fprintf(stderr, "poll: %s status %ld\n",
-					curl_easy_strerror(msg->data.result), status);
+				        curl_easy_strerror(msg->data.result), status);
 			}
 			if (up)
 				corral__policy_update__free_unpacked(up, NULL);
@@ -542,7 +603,7 @@ static void ingest(void)
 {
 	unsigned nd = opt_ingest_devices < opt_devices ? opt_ingest_devices : opt_devices;
 	unsigned *left = calloc(nd, sizeof(*left));
-	CURLM *m = curl_multi_init();
+	CURLM *m = multi_new();
 	/* Keep each device's connection alive between its batches, as corrald does. */
 	CURL **easies = calloc(nd, sizeof(*easies));
 	(void)easies;
@@ -556,9 +617,7 @@ static void ingest(void)
 	uint64_t stored = 0;
 	unsigned errors = 0;
 	while (active) {
-		int still = 0;
-		curl_multi_perform(m, &still);
-		curl_multi_poll(m, NULL, 0, 50, NULL);
+		drive(m);
 		CURLMsg *msg;
 		int lft;
 		while ((msg = curl_multi_info_read(m, &lft))) {
@@ -571,9 +630,9 @@ static void ingest(void)
 			struct dev *d = x->dev;
 			unsigned idx = (unsigned)(d - g_devs);
 			Corral__ReportAck *ack =
-				status == 200 ? corral__report_ack__unpack(NULL, x->len,
-									   (uint8_t *)x->body)
-					      : NULL;
+			        status == 200 ? corral__report_ack__unpack(NULL, x->len,
+			                                                   (uint8_t *)x->body)
+			                      : NULL;
 			if (ack && ack->acked_seq == d->next_seq + opt_batch - 1) {
 				stored += opt_batch;
 				d->next_seq += opt_batch;
@@ -581,7 +640,7 @@ static void ingest(void)
 			} else {
 				errors++;
 				fprintf(stderr, "report: status %ld (%s)\n", status,
-					curl_easy_strerror(msg->data.result));
+				        curl_easy_strerror(msg->data.result));
 			}
 			if (ack)
 				corral__report_ack__free_unpacked(ack, NULL);
@@ -603,23 +662,23 @@ static void ingest(void)
 	       "s: %.0f events/s (%u errors); server RSS %ld kB\n",
 	       (unsigned long long)stored, nd, opt_batches, opt_batch, el / 1000.0,
 	       stored * 1000.0 / (double)(el ? el : 1), errors, rss_kb("VmRSS:"));
-	printf("ingest: server CPU %.2f s for it: %.0f events per server CPU-second\n", cpu / 1000.0,
-	       stored * 1000.0 / (double)(cpu > 0 ? cpu : 1));
+	printf("ingest: server CPU %.2f s for it: %.0f events per server CPU-second\n",
+	       cpu / 1000.0, stored * 1000.0 / (double)(cpu > 0 ? cpu : 1));
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'},
-		{"ca", required_argument, NULL, 'c'},
-		{"token-file", required_argument, NULL, 't'},
-		{"devices", required_argument, NULL, 'n'},
-		{"ingest-devices", required_argument, NULL, 'i'},
-		{"batch", required_argument, NULL, 'b'},
-		{"batches", required_argument, NULL, 'k'},
-		{"server-pid", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"server", required_argument, NULL, 's'},
+	        {"ca", required_argument, NULL, 'c'},
+	        {"token-file", required_argument, NULL, 't'},
+	        {"devices", required_argument, NULL, 'n'},
+	        {"ingest-devices", required_argument, NULL, 'i'},
+	        {"batch", required_argument, NULL, 'b'},
+	        {"batches", required_argument, NULL, 'k'},
+	        {"server-pid", required_argument, NULL, 'p'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {

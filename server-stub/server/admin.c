@@ -248,6 +248,8 @@ static enum MHD_Result device_revoke(struct admin_ctx *a, const char *device_id)
 		return srv_reply_json_error(a->c, 409, "already-revoked", device_id);
 	if (r < 0)
 		return srv_reply_json_error(a->c, 500, "internal", strerror(-r));
+	/* Committed: a long-poll this device holds right now is refused at once too. */
+	srv_poll_revoke(a->s, device_id);
 	return srv_reply_json(a->c, 200,
 	                      json_pack("{ss sb}", "device_id", device_id, "revoked", 1));
 }
@@ -429,12 +431,12 @@ static enum MHD_Result stats(struct admin_ctx *a)
 		heads++;
 	pthread_mutex_unlock(&a->s->poll_lock);
 	const union MHD_DaemonInfo *di =
-		MHD_get_daemon_info(a->s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	        MHD_get_daemon_info(a->s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	return srv_reply_json(a->c, 200,
-			      json_pack("{sI sI sI sI}", "long_polls", (json_int_t)waiters,
-					"connections", (json_int_t)(di ? di->num_connections : 0),
-					"trust_roots", (json_int_t)roots, "published_groups",
-					(json_int_t)heads));
+	                      json_pack("{sI sI sI sI}", "long_polls", (json_int_t)waiters,
+	                                "connections", (json_int_t)(di ? di->num_connections : 0),
+	                                "trust_roots", (json_int_t)roots, "published_groups",
+	                                (json_int_t)heads));
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CONFIG_MAX (64 * 1024)
 
@@ -22,7 +23,9 @@ void srv_config_defaults(struct srv_config *cfg)
 	cfg->report_rate = 10;
 	cfg->report_burst = 60;
 	cfg->report_body_max = SRV_REPORT_BODY_MAX_DEFAULT;
-	cfg->threads = 1;
+	/* One epoll loop per CPU (at most 4): TLS work spreads, storage is serialised anyway. */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->threads = ncpu > 4 ? 4 : ncpu < 1 ? 1 : (unsigned)ncpu;
 	cfg->connection_limit = 20000;
 	cfg->log_level = LOG_LEVEL_INFO;
 }

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define PAGE_DEFAULT         50u
-#define EXPORT_MAX           100000u
+#define EXPORT_MAX           20000u
 #define NOT_SEEN_DAYS        7
 #define DEVICE_EVENTS_RECENT 200u
 #define STATS_WINDOW_MS      (7LL * 86400000LL)

@@ -285,14 +285,16 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		req->poll_started = true;
 		req->waiter.conn = c;
 		snprintf(req->waiter.group, sizeof(req->waiter.group), "%s", req->dev.group);
+		snprintf(req->waiter.device_id, sizeof(req->waiter.device_id), "%s",
+		         req->dev.device_id);
 		req->waiter.deadline_ms = util_monotonic_ms() + wait * 1000;
 	} else {
-		/* Resumed by a publish, a trust root or the timer: re-check revocation first. */
-		struct srv_device d;
-		pthread_mutex_lock(&s->store_lock);
-		r = s->store->ops->device_get(s->store, req->dev.device_id, &d);
-		pthread_mutex_unlock(&s->store_lock);
-		if (r < 0 || d.revoked)
+		/* Resumed by a publish, a trust root, the timer or a revocation. Revocation marks
+		 * the waiter (srv_poll_revoke), so a wake-up needs no database round trip. */
+		pthread_mutex_lock(&s->poll_lock);
+		bool revoked = req->waiter.revoked;
+		pthread_mutex_unlock(&s->poll_lock);
+		if (revoked)
 			return srv_reply_error(c, 403, "revoked", "this device has been revoked");
 	}
 	pthread_mutex_lock(&s->poll_lock);

@@ -222,6 +222,22 @@ int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const u
 	return 0;
 }
 
+void srv_poll_revoke(struct srv *s, const char *device_id)
+{
+	pthread_mutex_lock(&s->poll_lock);
+	struct srv_waiter *w = s->waiters.next;
+	while (w != &s->waiters) {
+		struct srv_waiter *next = w->next;
+		if (strcmp(w->device_id, device_id) == 0) {
+			w->revoked = true;
+			poll_unlink_locked(s, w);
+			MHD_resume_connection(w->conn);
+		}
+		w = next;
+	}
+	pthread_mutex_unlock(&s->poll_lock);
+}
+
 int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, size_t len)
 {
 	uint8_t *copy = malloc(len ? len : 1);
@@ -650,6 +666,9 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+	        /* Requests are small (bodies are copied out as they arrive), so a 16 KiB pool per
+	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
+	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 	        /* Only with more than one thread: a pool of one is refused with a warning. */
 	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,

@@ -35,8 +35,10 @@ struct srv_waiter {
 	struct srv_waiter *prev, *next;
 	struct MHD_Connection *conn;
 	char group[SRV_ID_MAX];
+	char device_id[SRV_ID_MAX];
 	uint64_t deadline_ms; /* monotonic */
 	bool listed;
+	bool revoked; /* set (under poll_lock) when an admin revoked the device meanwhile */
 };
 
 struct srv_rate;
@@ -106,6 +108,8 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w);
 /* Installs a new head for `group` (copying the envelope) and wakes its waiters. */
 int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const uint8_t *env,
                      size_t len);
+/* Marks and wakes the long-polls of a device that was just revoked (answered 403). */
+void srv_poll_revoke(struct srv *s, const char *device_id);
 /* Appends a trust root (copying) and wakes every waiter. */
 int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, size_t len);
 

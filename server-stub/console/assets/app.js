@@ -7,6 +7,7 @@
 'use strict';
 (function () {
 	const TOKEN_KEY = 'corral.token';
+	const ROLE_KEY = 'corral.role';
 	const PAGE = 50;
 	const POLL_MS = 5000;
 	const STATES = ['compliant', 'degraded', 'out-of-date', 'stale', 'failing', 'pending',
@@ -161,6 +162,7 @@
 
 	function logout(msg) {
 		sessionStorage.removeItem(TOKEN_KEY);
+		sessionStorage.removeItem(ROLE_KEY);
 		S.token = null;
 		S.role = null;
 		S.counter = null;
@@ -202,10 +204,14 @@
 	async function render(quiet) {
 		if (!S.token) return renderLogin();
 		if (!S.role) {
+			// Once per sign-in; a reload reuses the role kept beside the token (the API
+			// still checks the token on every call and a 401 signs out).
+			const kept = sessionStorage.getItem(ROLE_KEY);
 			try {
-				const w = await api('whoami', {login: true});
+				const w = kept ? JSON.parse(kept) : await api('whoami', {login: true});
 				S.role = w.role;
 				S.actor = w.actor;
+				sessionStorage.setItem(ROLE_KEY, JSON.stringify({role: w.role, actor: w.actor}));
 			} catch (e) {
 				return logout(e.status === 401 ? 'That token was not accepted.' : String(e.message));
 			}
@@ -217,11 +223,11 @@
 		const seq = ++S.renderSeq;
 		const view = h('div', {class: 'view', 'data-page': page});
 		try {
-			// The change counter is read before the data, so anything that changes after
-			// this point is seen by the next poll.
-			const c = await api('changes');
-			S.counter = c.counter;
+			// The change counter is requested first, alongside the data (the server answers
+			// in arrival order), so a change after it is seen by the next poll.
+			const counter = api('changes');
 			await routes[page](view, parts.slice(1), params);
+			S.counter = (await counter).counter;
 		} catch (e) {
 			if (e.status === 401) return;
 			view.prepend(h('div', {class: 'error', role: 'alert'}, String(e.message || e)));
@@ -232,6 +238,8 @@
 		m.textContent = '';
 		m.appendChild(view);
 		document.body.dataset.ready = page;
+		// Milliseconds from navigation start to this view on screen (bench/console).
+		document.body.dataset.readyMs = String(Math.round(performance.now()));
 		if (quiet) window.scrollTo(0, y);
 	}
 
@@ -252,6 +260,7 @@
 			ev.preventDefault();
 			S.token = input.value.trim();
 			S.role = null;
+			sessionStorage.removeItem(ROLE_KEY);
 			sessionStorage.setItem(TOKEN_KEY, S.token);
 			if (!location.hash || location.hash.startsWith('#/login')) location.hash = '#/overview';
 			else render();

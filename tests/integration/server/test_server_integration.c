@@ -816,6 +816,27 @@ static void test_longpoll_wakes(void)
 	util_write_file_atomic(path, b, blen, 0644);
 }
 
+static void test_revoke_during_poll(void)
+{
+	/* A device revoked while its long-poll is suspended is answered 403 at once. */
+	struct device d;
+	_cleanup_free_ char *tok = enroll_token("canary", 1, util_now_sec() + 3600);
+	CU_ASSERT_EQUAL_FATAL(enroll(tok, "revoked2", &d, NULL, 0, NULL), 200);
+	struct poll_thread t = {.dev = &d, .have = 1};
+	pthread_t th;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, poll_main, &t) == 0);
+	usleep(300 * 1000);
+	char path[256];
+	snprintf(path, sizeof(path), "devices/%s/revoke", d.id);
+	uint64_t t0 = util_monotonic_ms();
+	CU_ASSERT_EQUAL(admin("POST", path, NULL, g_admin, NULL), 200);
+	pthread_join(th, NULL);
+	printf("\n  revoked long-poll: status %ld after %lld ms\n", t.status,
+	       (long long)(t.done_ms - t0));
+	CU_ASSERT_EQUAL(t.status, 403);
+	CU_ASSERT(t.done_ms - t0 < 1000);
+}
+
 static void test_poll_timeout(void)
 {
 	uint64_t t0 = util_monotonic_ms();
@@ -1215,6 +1236,7 @@ static const struct harness_test tests[] = {
         {"enroll_failures", test_enroll_failures},
         {"mtls_refusals", test_mtls_refusals},
         {"longpoll_wakes", test_longpoll_wakes},
+        {"revoke_during_poll", test_revoke_during_poll},
         {"poll_timeout", test_poll_timeout},
         {"cross_device", test_cross_device},
         {"publish_refusals", test_publish_refusals},

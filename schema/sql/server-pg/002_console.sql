@@ -2,24 +2,16 @@
 -- Web console read model, PostgreSQL backend (same tables as schema/sql/server/002_console.sql).
 -- Derived data only: every row here can be rebuilt from `events`.
 
+-- The SQLite backend queues new violations with a trigger on `events` (console_pending); the
+-- PostgreSQL backend does not implement the console's read model yet (store_pg.c answers the
+-- console's aggregation calls with EOPNOTSUPP), so it adds no per-row trigger to the ingest
+-- path. The tables exist so that the schema versions match.
 CREATE TABLE console_pending (
 	device  BIGINT NOT NULL,
 	seq     BIGINT NOT NULL,
 	time_ms BIGINT NOT NULL,
 	PRIMARY KEY (device, seq)
 );
--- Kinds: 1 = EVENT_KIND_VIOLATION, 5 = EVENT_KIND_POLICY_REJECTED (proto/corral.proto).
-CREATE FUNCTION corral_console_queue() RETURNS TRIGGER
-LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO console_pending(device, seq, time_ms) VALUES (NEW.device, NEW.seq, NEW.time_ms)
-		ON CONFLICT DO NOTHING;
-	RETURN NULL;
-END $$;
-CREATE TRIGGER console_queue AFTER INSERT ON events
-	FOR EACH ROW WHEN (NEW.kind IN (1, 5)) EXECUTE FUNCTION corral_console_queue();
-INSERT INTO console_pending(device, seq, time_ms)
-	SELECT device, seq, time_ms FROM events WHERE kind IN (1, 5) ON CONFLICT DO NOTHING;
 
 CREATE TABLE console_violations (
 	device         BIGINT NOT NULL,

@@ -5,6 +5,7 @@
 # port, so parallel runs cannot collide).
 #   pg-cluster.sh start DIR     initdb + pg_ctl start; prints the base URL
 #   pg-cluster.sh url DIR DB    prints the URL of database DB
+#   pg-cluster.sh version DIR   prints the server version
 #   pg-cluster.sh createdb DIR DB
 #   pg-cluster.sh run DIR DB -- CMD...   fresh database DB, CMD with CORRAL_TEST_DATABASE set
 #   pg-cluster.sh stop DIR      pg_ctl stop + rm -rf DIR
@@ -50,6 +51,9 @@ start)
 	}
 	url postgres
 	echo
+	;;
+version)
+	"$bindir/postgres" --version
 	;;
 url)
 	url "${1:?missing DB}"

@@ -1372,11 +1372,44 @@ static int c_device(struct srv_store *st, const char *device_id, int64_t now, in
 	return console_unsupported();
 }
 
+/* A session is looked for among the device's newest events only (bounded work). */
+#define SESSION_SCAN_MAX 5000
+
 static int c_device_events(struct srv_store *st, const char *device_id, const char *session,
                            unsigned limit, json_t **ret)
 {
-	(void)st, (void)device_id, (void)session, (void)limit, (void)ret;
-	return console_unsupported();
+	struct srv_device d;
+	int r = st_device_get(st, device_id, &d);
+	if (r < 0)
+		return r;
+	struct pgp p = {0};
+	p_i64(&p, d.rowid);
+	p_i64(&p, session ? SESSION_SCAN_MAX : limit);
+	_cleanup_res_ PGresult *res = NULL;
+	r = q_run(impl(st),
+	          "SELECT received_ms, event FROM events WHERE device = $1 ORDER BY seq DESC "
+	          "LIMIT $2",
+	          &p, &res);
+	if (r < 0)
+		return r;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(res) && json_array_size(arr) < limit; i++) {
+		size_t len;
+		const uint8_t *b = col_blob(res, i, 1, &len);
+		json_t *ev = srv_console_event_json(b, len);
+		if (!ev)
+			continue;
+		const char *sid = json_string_value(json_object_get(ev, "session_id"));
+		if (session && strcmp(sid ? sid : "", session) != 0) {
+			json_decref(ev);
+			continue;
+		}
+		json_object_set_new(ev, "device_id", json_string(device_id));
+		json_object_set_new(ev, "received_ms", json_integer(col_i64(res, i, 0)));
+		json_array_append_new(arr, ev);
+	}
+	*ret = arr;
+	return 0;
 }
 
 static int c_violations(struct srv_store *st, const struct srv_console_violation_filter *f,
@@ -1416,20 +1449,83 @@ static int c_bundle_get(struct srv_store *st, uint64_t version, uint8_t **ret_en
 
 static int c_enroll_tokens(struct srv_store *st, json_t **ret)
 {
-	(void)st, (void)ret;
-	return console_unsupported();
+	_cleanup_res_ PGresult *res = NULL;
+	int r = q_run(impl(st),
+	              "SELECT id, group_name, uses, max_uses, expires_at, created_at, created_by "
+	              "FROM enroll_tokens ORDER BY created_at DESC, id LIMIT 1000",
+	              NULL, &res);
+	if (r < 0)
+		return r;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(
+		        arr, json_pack("{ss ss sI sI sI sI ss}", "id", col_text(res, i, 0), "group",
+		                       col_text(res, i, 1), "uses", col_i64(res, i, 2), "max_uses",
+		                       col_i64(res, i, 3), "expires_at", col_i64(res, i, 4),
+		                       "created_at", col_i64(res, i, 5), "created_by",
+		                       col_text(res, i, 6)));
+	*ret = arr;
+	return 0;
 }
 
+/* The same histogram as the SQLite backend's /metrics data. */
 static int c_metrics(struct srv_store *st, json_t **ret)
 {
-	(void)st, (void)ret;
-	return console_unsupported();
+	static const int64_t le_ms[] = {1000,   5000,    30000,   60000,
+	                                300000, 1800000, 3600000, 86400000};
+	_cleanup_res_ PGresult *c = NULL, *l = NULL;
+	int r = q_run(impl(st), "SELECT count(*) FROM event_keys", NULL, &c);
+	if (r < 0)
+		return r;
+	int64_t events = col_i64(c, 0, 0);
+	struct pgp p = {0};
+	p_i64(&p, CORRAL__EVENT_KIND__EVENT_KIND_POLICY_APPLIED);
+	r = q_run(impl(st),
+	          "SELECT min(e.time_ms) - min(p.published_ms) FROM events e "
+	          "JOIN devices d ON d.id = e.device JOIN publications p ON "
+	          "p.group_name = d.group_name AND p.version = e.policy_version "
+	          "WHERE e.kind = $1 GROUP BY e.device, e.policy_version",
+	          &p, &l);
+	if (r < 0)
+		return r;
+	int64_t counts[ELEMENTSOF(le_ms) + 1] = {0}, sum = 0, n = 0;
+	for (int row = 0; row < PQntuples(l); row++) {
+		int64_t v = col_i64(l, row, 0);
+		if (v < 0)
+			v = 0;
+		size_t i = 0;
+		while (i < ELEMENTSOF(le_ms) && v > le_ms[i])
+			i++;
+		counts[i]++;
+		sum += v;
+		n++;
+	}
+	json_t *buckets = json_array();
+	int64_t cum = 0;
+	for (size_t i = 0; i <= ELEMENTSOF(le_ms); i++) {
+		cum += counts[i];
+		json_array_append_new(buckets,
+		                      json_pack("[II]",
+		                                (json_int_t)(i < ELEMENTSOF(le_ms) ? le_ms[i] : -1),
+		                                (json_int_t)cum));
+	}
+	*ret = json_pack("{sI s{so sI sI}}", "events_total", (json_int_t)events,
+	                 "publish_to_applied_ms", "buckets", buckets, "sum", (json_int_t)sum,
+	                 "count", (json_int_t)n);
+	return *ret ? 0 : -ENOMEM;
 }
 
+/* Rows written by any replica (the statistics collector's counters: cheap, shared, and only
+ * moved by writes, so a console polling it does not see its own reads). 0 on error. */
 static int64_t c_change_counter(struct srv_store *st)
 {
-	(void)st;
-	return 0;
+	_cleanup_res_ PGresult *res = NULL;
+	if (q_run(impl(st),
+	          "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint "
+	          "FROM pg_stat_user_tables",
+	          NULL, &res) < 0)
+		return 0;
+	return col_i64(res, 0, 0);
 }
 
 static const struct srv_console_store_ops pg_console_ops = {

@@ -24,6 +24,12 @@ if(CORRAL_SANITIZE)
 	add_compile_definitions(CORRAL_SANITIZED=1)
 endif()
 
+# Fuzz builds: instrument every library for coverage, or libFuzzer sees only the harness and
+# cannot steer into the parsers (the fuzz targets link with -fsanitize=fuzzer).
+if(CORRAL_FUZZ)
+	add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 if(CORRAL_CLANG_TIDY)
 	find_program(CLANG_TIDY_EXE NAMES clang-tidy-14 clang-tidy REQUIRED)
 endif()
@@ -38,7 +44,13 @@ function(corral_target_defaults target)
 	target_compile_options(${target} PRIVATE ${CORRAL_WARNINGS})
 	target_include_directories(${target} PRIVATE ${PROJECT_BINARY_DIR}/generated)
 	if(NOT A_TEST)
-		if(CORRAL_CLANG_TIDY)
+		# Fuzz builds: instrument every library for coverage, or libFuzzer sees only the harness and
+# cannot steer into the parsers (the fuzz targets link with -fsanitize=fuzzer).
+if(CORRAL_FUZZ)
+	add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
+if(CORRAL_CLANG_TIDY)
 			set_target_properties(${target} PROPERTIES C_CLANG_TIDY
 				"${CLANG_TIDY_EXE};--config-file=${PROJECT_SOURCE_DIR}/.clang-tidy;--header-filter=${PROJECT_SOURCE_DIR}/(lib|endpoint|server-stub)/.*")
 		endif()

@@ -28,6 +28,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,8 @@ static void enroll_all(void)
 /* ---- phases 3+4: long-polls and publish -------------------------------------------------- */
 
 static uint64_t g_publish_ms;
+static long g_publish_cpu_ms;
+static long server_cpu_ms(void);
 static volatile int g_published;
 
 static long stats_long_polls_at(const char *base)
@@ -489,6 +492,7 @@ static void *publisher(void *arg)
 	struct trust_key *keys[1] = {g_signer};
 	if (trust_bundle_sign(&b, keys, 1, &env, &len) < 0)
 		die("signing the bundle");
+	g_publish_cpu_ms = server_cpu_ms();
 	g_publish_ms = util_monotonic_ms();
 	__atomic_store_n(&g_published, 1, __ATOMIC_SEQ_CST);
 	long st = admin_call("POST", "groups/load/policy", "application/octet-stream", env, len,
@@ -497,6 +501,21 @@ static void *publisher(void *arg)
 		die("publish refused");
 	free(env);
 	return NULL;
+}
+
+/* Connections whose TLS handshake is done and whose request is on its way (PREREQFUNCTION). */
+static unsigned g_established;
+
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip, int primary_port,
+                     int local_port)
+{
+	(void)clientp;
+	(void)conn_primary_ip;
+	(void)conn_local_ip;
+	(void)primary_port;
+	(void)local_port;
+	g_established++;
+	return CURL_PREREQFUNC_OK;
 }
 
 static struct xfer *poll_start(struct dev *d, unsigned wait)
@@ -508,6 +527,7 @@ static struct xfer *poll_start(struct dev *d, unsigned wait)
 	snprintf(path, sizeof(path), "/v1/policy?have=0&root=1&wait=%u", wait);
 	CURL *c = easy_new(path, x);
 	use_device_cert(c, d);
+	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
 	return x;
 }
 
@@ -515,12 +535,19 @@ static void longpoll_publish(void)
 {
 	CURLM *m = multi_new();
 	uint64_t t0 = util_monotonic_ms();
-	for (unsigned i = 0; i < opt_devices; i++)
-		curl_multi_add_handle(m, poll_start(&g_devs[i], 300)->easy);
+	/* Open the long-polls with at most 128 TLS handshakes in flight, as a fleet reconnecting
+	 * after a server restart would (devices back off and jitter). */
+	unsigned started = 0;
 	pthread_t th;
-	pthread_create(&th, NULL, publisher, NULL);
+	bool publisher_started = false;
 	unsigned got = 0, errors = 0;
 	while (got + errors < opt_devices) {
+		while (started < opt_devices && started - g_established < 128)
+			curl_multi_add_handle(m, poll_start(&g_devs[started++], 300)->easy);
+		if (started == opt_devices && !publisher_started) {
+			pthread_create(&th, NULL, publisher, NULL);
+			publisher_started = true;
+		}
 		drive(m);
 		CURLMsg *msg;
 		int left;
@@ -550,7 +577,9 @@ static void longpoll_publish(void)
 			xfer_free(x);
 		}
 	}
-	pthread_join(th, NULL);
+	long wake_cpu = server_cpu_ms() - g_publish_cpu_ms;
+	if (publisher_started)
+		pthread_join(th, NULL);
 	curl_multi_cleanup(m);
 	uint64_t *lat = calloc(opt_devices, sizeof(*lat));
 	size_t n = 0;
@@ -566,6 +595,18 @@ static void longpoll_publish(void)
 	       n, errors, (unsigned long long)lat[(n * 50 + 99) / 100 - 1],
 	       (unsigned long long)lat[(n * 95 + 99) / 100 - 1],
 	       (unsigned long long)lat[(n * 99 + 99) / 100 - 1], (unsigned long long)lat[n - 1]);
+	printf("server CPU from publish to the last answer: %ld ms (%.1f us per device)\n",
+	       wake_cpu, wake_cpu * 1000.0 / (double)n);
+	char *resp = NULL;
+	if (admin_json("GET", "stats", NULL, &resp) == 200) {
+		json_t *j = json_loads(resp, 0, NULL);
+		printf("server-side fan-out (wake-up -> last long-poll answered): %lld ms for %lld "
+		       "devices\n",
+		       (long long)json_integer_value(json_object_get(j, "last_fanout_ms")),
+		       (long long)json_integer_value(json_object_get(j, "last_fanout_devices")));
+		json_decref(j);
+	}
+	free(resp);
 	printf("server RSS now %ld kB, peak %ld kB\n", rss_kb("VmRSS:"), rss_kb("VmHWM:"));
 	free(lat);
 }
@@ -762,6 +803,7 @@ int main(int argc, char **argv)
 		die("cannot read the token file");
 	tok[strcspn(tok, "\r\n")] = '\0';
 	snprintf(g_admin_token, sizeof(g_admin_token), "%s", tok);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	g_devs = calloc(opt_devices, sizeof(*g_devs));
 	setup();

@@ -30,14 +30,31 @@ struct policy_error {
 int policy_compile(const char *json, size_t len, Corral__Policy **ret_policy,
                    struct policy_error *err);
 
-/* Same, reading the file at `path` with the size cap. -errno for I/O errors (err says so). */
+/*
+ * Same, reading the file at `path` with the size cap (-EMSGSIZE when larger, before reading it
+ * all). -errno for I/O errors (err->reason says so, pointer "").
+ */
 int policy_compile_file(const char *path, Corral__Policy **ret_policy, struct policy_error *err);
 
 /* Formats an error as "POINTER: REASON" into buf. Returns buf. */
 const char *policy_error_format(const struct policy_error *err, char *buf, size_t len);
 
+/*
+ * Parses `len` bytes of JSON (same size cap and duplicate-key refusal as policy_compile) and
+ * returns its compact serialisation, keys in document order, in *ret (caller frees with free()).
+ * Used to fill PolicyBundle.source_json. Returns 0, -EMSGSIZE, -EINVAL or -ENOMEM. Does not
+ * validate the policy itself: compile it first.
+ */
+int policy_source_compact(const char *json, size_t len, char **ret);
+
 /* Looks up a profile by name; NULL when absent. Borrowed pointer into `policy`. */
 const Corral__Profile *policy_find_profile(const Corral__Policy *policy, const char *name);
+
+/*
+ * The compiled policy always has every sub-message of every profile (filesystem, network,
+ * syscalls, resources, process, requires, degrade) filled with the language's defaults, and
+ * lists keep the document's order: a finding or error index is the JSON array index.
+ */
 
 /* One linter finding. */
 struct policy_finding {
@@ -53,7 +70,13 @@ struct policy_findings {
 
 /*
  * Lints a compiled policy. Findings are appended to *ret (caller frees with
- * policy_findings_free). Returns the number of findings or -ENOMEM.
+ * policy_findings_free; start from a zeroed struct). Returns the number of findings appended
+ * or -ENOMEM. Codes are listed in docs/policy.md and by policy_lint_codes().
  */
 int policy_lint(const Corral__Policy *policy, struct policy_findings *ret);
+
+/* Frees the items of *f and zeroes it; accepts NULL and an empty struct. */
 void policy_findings_free(struct policy_findings *f);
+
+/* The stable finding codes, NULL-terminated (static). */
+const char *const *policy_lint_codes(void);

@@ -59,7 +59,7 @@ int trust_bundle_verify(const Corral__TrustRoot *root, const uint8_t *buf, size_
 	        {root->root_keys, root->n_root_keys},
 	};
 	struct trust_valid_sigs valid;
-	r = trust_check_signatures(env, known, ELEMENTSOF(known), &valid, res);
+	r = trust_check_signatures(env, known, ELEMENTSOF(known), false, &valid, res);
 	if (r < 0)
 		return r;
 	size_t n = trust_count_signers(&valid, root->signer_keys, root->n_signer_keys);

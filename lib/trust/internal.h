@@ -44,10 +44,12 @@ struct trust_valid_sigs {
 /*
  * Checks every signature of `env`: unknown-algorithm first (any signature), then per signature
  * unknown-key (listed in none of `known`) and bad-signature. A duplicate signature by one key
- * is verified but recorded once. On success fills *ret_valid.
+ * is verified but recorded once. With `skip_unknown`, signatures by unlisted keys are ignored
+ * instead (an initial root installed on its own still carries its predecessor's signatures).
+ * On success fills *ret_valid.
  */
 int trust_check_signatures(const Corral__SignedEnvelope *env, const struct trust_keylist *known,
-                           size_t n_known, struct trust_valid_sigs *ret_valid,
+                           size_t n_known, bool skip_unknown, struct trust_valid_sigs *ret_valid,
                            struct trust_result *res);
 
 /* Number of distinct valid signers that are listed in `keys`. */

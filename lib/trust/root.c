@@ -74,14 +74,15 @@ int trust_root_verify_first(const uint8_t *buf, size_t len, int64_t now, bool ch
 	int r = root_decode(buf, len, &env, &root, res);
 	if (r < 0)
 		return r;
-	/* A root's own signer keys are "known" (a signature by one is not an unknown key) but
-	 * only its root keys count towards the threshold. */
+	/* Only its own root keys count. Signatures by other keys are skipped, not refused: a
+	 * root installed as the first one on a new device (say v3 from the MDM) still carries
+	 * the signatures of its predecessor's keys, which this device never knew. */
 	const struct trust_keylist known[] = {
 	        {root->root_keys, root->n_root_keys},
 	        {root->signer_keys, root->n_signer_keys},
 	};
 	struct trust_valid_sigs valid;
-	r = trust_check_signatures(env, known, ELEMENTSOF(known), &valid, res);
+	r = trust_check_signatures(env, known, ELEMENTSOF(known), true, &valid, res);
 	if (r < 0)
 		return r;
 	size_t n = trust_count_signers(&valid, root->root_keys, root->n_root_keys);
@@ -127,7 +128,7 @@ int trust_root_verify_successor(const Corral__TrustRoot *prev, const uint8_t *bu
 	        {root->signer_keys, root->n_signer_keys},
 	};
 	struct trust_valid_sigs valid;
-	r = trust_check_signatures(env, known, ELEMENTSOF(known), &valid, res);
+	r = trust_check_signatures(env, known, ELEMENTSOF(known), false, &valid, res);
 	if (r < 0)
 		return r;
 	/* Both thresholds: the old keys vouch for the new root, the new keys prove they exist

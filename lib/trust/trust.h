@@ -102,6 +102,17 @@ int trust_envelope_sign(Corral__PayloadType type, const uint8_t *payload, size_t
                         size_t *ret_len);
 
 /*
+ * Adds signatures by `keys` to an existing serialized envelope of type `type`, over its payload
+ * bytes exactly as they are (two-person signing on separate machines: the second signer
+ * co-signs the first one's file). A key that already signed is not added twice. *ret is the
+ * new serialized envelope (caller frees). -EINVAL for a public key, a malformed envelope or a
+ * wrong type; -E2BIG past TRUST_MAX_SIGNATURES.
+ */
+int trust_envelope_cosign(const uint8_t *env, size_t len, Corral__PayloadType type,
+                          struct trust_key *const *keys, size_t n_keys, uint8_t **ret,
+                          size_t *ret_len);
+
+/*
  * Reads an envelope file, refusing (-EMSGSIZE, too-large) one larger than TRUST_ENVELOPE_MAX
  * before reading it in full. Other I/O errors return -errno with reason malformed. On success
  * *ret_buf (caller frees) holds *ret_len bytes.

@@ -60,8 +60,11 @@ int main(int argc, char **argv)
 		char two[128];
 		snprintf(two, sizeof(two), "%s %s", argv[1], argv[2]);
 		const struct admin_command *c = find(two);
-		if (c)
+		if (c) {
+			/* argv[0] of the command is its full name, so usage lines read right. */
+			argv[2] = (char *)c->name;
 			return c->run(argc - 2, argv + 2);
+		}
 	}
 	const struct admin_command *c = find(argv[1]);
 	if (c)

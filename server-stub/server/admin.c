@@ -45,30 +45,43 @@ static bool valid_name(const char *n)
 	return true;
 }
 
-static int authenticate(struct admin_ctx *a, enum MHD_Result *ret)
+static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                        enum MHD_Result *ret)
 {
 	const char *h =
-	        MHD_lookup_connection_value(a->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	char id[17];
 	uint8_t sha[SRV_SHA256_LEN];
 	if (!h || !util_startswith(h, "Bearer ") || srv_token_parse(h + 7, id, sha) < 0) {
-		*ret = srv_reply_json_error(a->c, 401, "unauthorized", "bearer token required");
+		*ret = srv_reply_json_error(c, 401, "unauthorized", "bearer token required");
 		return -1;
 	}
 	struct srv_admin_token t;
-	int r = a->s->store->ops->admin_token_get(a->s->store, id, &t);
+	int r = s->store->ops->admin_token_get(s->store, id, &t);
 	/* Compare the hashes in constant time; an unknown id compares against zeros so the
 	 * answer takes the same path either way. */
 	if (r < 0)
 		memset(&t, 0, sizeof(t));
 	bool ok = util_secure_equal(sha, sizeof(sha), t.secret_sha256, sizeof(t.secret_sha256));
 	if (r < 0 || !ok || t.revoked) {
-		*ret = srv_reply_json_error(a->c, 401, "unauthorized", "unknown or revoked token");
+		*ret = srv_reply_json_error(c, 401, "unauthorized", "unknown or revoked token");
 		return -1;
 	}
-	snprintf(a->actor, sizeof(a->actor), "%s (%s)", t.name, id);
-	a->is_admin = strcmp(t.role, "admin") == 0;
+	snprintf(req->actor, sizeof(req->actor), "%s (%s)", t.name, id);
+	req->is_admin = strcmp(t.role, "admin") == 0;
+	req->admin_authed = true;
 	return 0;
+}
+
+int srv_admin_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                      enum MHD_Result *ret)
+{
+	if (req->admin_authed)
+		return 0;
+	pthread_mutex_lock(&s->store_lock);
+	int r = authenticate(s, c, req, ret);
+	pthread_mutex_unlock(&s->store_lock);
+	return r;
 }
 
 static bool is_get(const struct admin_ctx *a)
@@ -423,9 +436,12 @@ static enum MHD_Result trust_list(struct admin_ctx *a)
 /* Live counters for operators and the load generator. */
 static enum MHD_Result stats(struct admin_ctx *a)
 {
-	size_t waiters, roots, heads = 0;
+	size_t waiters, roots, heads = 0, fan_n;
+	uint64_t fan_ms;
 	pthread_mutex_lock(&a->s->poll_lock);
 	waiters = a->s->n_waiters;
+	fan_ms = a->s->fanout_last_ms;
+	fan_n = a->s->fanout_last_n;
 	roots = a->s->n_roots;
 	for (const struct srv_group_head *h = a->s->heads; h; h = h->next)
 		heads++;
@@ -433,10 +449,11 @@ static enum MHD_Result stats(struct admin_ctx *a)
 	const union MHD_DaemonInfo *di =
 	        MHD_get_daemon_info(a->s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	return srv_reply_json(a->c, 200,
-	                      json_pack("{sI sI sI sI}", "long_polls", (json_int_t)waiters,
-	                                "connections", (json_int_t)(di ? di->num_connections : 0),
-	                                "trust_roots", (json_int_t)roots, "published_groups",
-	                                (json_int_t)heads));
+	                      json_pack("{sI sI sI sI sI sI}", "last_fanout_ms", (json_int_t)fan_ms,
+	                                "last_fanout_devices", (json_int_t)fan_n, "long_polls",
+	                                (json_int_t)waiters, "connections",
+	                                (json_int_t)(di ? di->num_connections : 0), "trust_roots",
+	                                (json_int_t)roots, "published_groups", (json_int_t)heads));
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */
@@ -531,13 +548,16 @@ static enum MHD_Result route(struct admin_ctx *a, const char *path)
 enum MHD_Result srv_admin_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
                                  const char *method, const char *url)
 {
-	struct admin_ctx a = {.s = s, .c = c, .req = req, .method = method};
 	enum MHD_Result ret;
+	if (srv_admin_preauth(s, c, req, &ret) < 0)
+		return ret;
+	struct admin_ctx a = {
+	        .s = s, .c = c, .req = req, .method = method, .is_admin = req->is_admin};
+	snprintf(a.actor, sizeof(a.actor), "%s", req->actor);
 	/* Admin requests are rare: one lock for the whole request keeps check-then-change
 	 * sequences (head version, then publish) atomic. */
 	pthread_mutex_lock(&s->store_lock);
-	if (authenticate(&a, &ret) == 0)
-		ret = route(&a, url + strlen("/api/v1/"));
+	ret = route(&a, url + strlen("/api/v1/"));
 	pthread_mutex_unlock(&s->store_lock);
 	return ret;
 }

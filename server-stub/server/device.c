@@ -82,6 +82,15 @@ static int authenticate(struct srv *s, struct MHD_Connection *c, struct srv_req 
 	return 0;
 }
 
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret)
+{
+	if (strcmp(url, "/v1/renew") != 0 && strcmp(url, "/v1/policy") != 0 &&
+	    strcmp(url, "/v1/report") != 0)
+		return 0;
+	return authenticate(s, c, req, ret);
+}
+
 /* ---- POST /v1/enroll ---------------------------------------------------------------------- */
 
 static enum MHD_Result handle_enroll(struct srv *s, struct MHD_Connection *c, struct srv_req *req)
@@ -311,6 +320,8 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 		return ret;
 	}
 	r = build_update_locked(s, &req->dev, req->have, req->root, &buf, &len);
+	/* Answered or re-suspended, a woken poll has been dealt with (fan-out accounting). */
+	srv_poll_answered_locked(s, &req->waiter);
 	if (r == 0 && util_monotonic_ms() < req->waiter.deadline_ms) {
 		/* Register and suspend under the same lock a publisher takes to wake us, so a
 		 * publish between the check above and here cannot be missed. */
@@ -322,9 +333,8 @@ static enum MHD_Result handle_policy(struct srv *s, struct MHD_Connection *c, st
 	pthread_mutex_unlock(&s->poll_lock);
 	if (r < 0)
 		return MHD_NO;
-	if (r == 0)
-		return srv_reply(c, 304, NULL, NULL, 0);
-	enum MHD_Result ret = srv_reply(c, 200, PROTOBUF_CTYPE, buf, len);
+	enum MHD_Result ret = r == 0 ? srv_reply(c, 304, NULL, NULL, 0)
+	                             : srv_reply(c, 200, PROTOBUF_CTYPE, buf, len);
 	free(buf);
 	return ret;
 }

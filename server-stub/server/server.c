@@ -177,14 +177,32 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w)
  * resuming means a waiter is resumed exactly once. */
 static void wake_locked(struct srv *s, const char *group)
 {
+	size_t n = 0;
 	struct srv_waiter *w = s->waiters.next;
 	while (w != &s->waiters) {
 		struct srv_waiter *next = w->next;
 		if (!group || strcmp(w->group, group) == 0) {
 			poll_unlink_locked(s, w);
+			w->woken = true;
+			n++;
 			MHD_resume_connection(w->conn);
 		}
 		w = next;
+	}
+	if (n && s->fanout_pending == 0) {
+		s->fanout_start_ms = util_monotonic_ms();
+		s->fanout_last_n = 0;
+	}
+	s->fanout_pending += n;
+	s->fanout_last_n += n;
+}
+
+void srv_poll_answered_locked(struct srv *s, struct srv_waiter *w)
+{
+	if (w->woken && s->fanout_pending > 0) {
+		w->woken = false;
+		if (--s->fanout_pending == 0)
+			s->fanout_last_ms = util_monotonic_ms() - s->fanout_start_ms;
 	}
 }
 
@@ -412,8 +430,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		uint64_t announced = 0;
 		if (cl && (util_parse_u64(cl, &announced) < 0 || announced > req->max)) {
 			req->too_large = true;
+			req->handled_once = true;
 			return srv_reply_error(c, 413, "too-large", "request body over the limit");
 		}
+		/* Authenticate from the headers before a single body byte is buffered. */
+		enum MHD_Result ret = MHD_YES;
+		int r = 0;
+		if (util_startswith(url, "/v1/"))
+			r = srv_device_preauth(s, c, req, url, &ret);
+		else if (util_startswith(url, "/api/v1/"))
+			r = srv_admin_preauth(s, c, req, &ret);
+		if (r < 0) {
+			req->handled_once = true;
+			return ret;
+		}
+		return MHD_YES;
+	}
+	if (req->handled_once) {
+		/* Already answered (refused early): drop whatever body still arrives. */
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -445,8 +480,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (req->too_large) {
-		if (req->handled_once)
-			return MHD_YES;
 		req->handled_once = true;
 		return srv_reply_error(c, 413, "too-large", "request body over the limit");
 	}
@@ -467,7 +500,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct srv_req *req = *con_cls;
 	if (!req)
 		return;
-	srv_poll_remove(s, &req->waiter);
+	/* A waiter is listed only while its connection is suspended, and a suspended connection
+	 * does not complete (shutdown resumes every one first); the check keeps poll_lock out of
+	 * libmicrohttpd's completion path. */
+	if (req->waiter.listed)
+		srv_poll_remove(s, &req->waiter);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;
@@ -666,9 +703,9 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
-	        /* Requests are small (bodies are copied out as they arrive), so a 16 KiB pool per
+	        /* Requests are small (bodies are copied out as they arrive), so an 8 KiB pool per
 	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
-	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
+	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 	        /* Only with more than one thread: a pool of one is refused with a warning. */
 	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,

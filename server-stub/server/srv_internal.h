@@ -39,6 +39,7 @@ struct srv_waiter {
 	uint64_t deadline_ms; /* monotonic */
 	bool listed;
 	bool revoked; /* set (under poll_lock) when an admin revoked the device meanwhile */
+	bool woken;   /* resumed by a publish or trust root (counted in the fan-out figure) */
 };
 
 struct srv_rate;
@@ -60,6 +61,11 @@ struct srv {
 	size_t n_roots;
 	bool shutting_down;
 	bool stopped;
+	/* Fan-out of the last publish: from the wake-up to the last woken long-poll answered. */
+	uint64_t fanout_start_ms;
+	size_t fanout_pending;
+	uint64_t fanout_last_ms;
+	size_t fanout_last_n;
 
 	pthread_t timer;
 	bool timer_running;
@@ -74,6 +80,10 @@ struct srv_req {
 	size_t len, cap, max;
 	bool too_large;
 	bool handled_once;
+	/* admin endpoints: authenticated from the headers, before any body is read */
+	bool admin_authed;
+	bool is_admin;
+	char actor[SRV_ID_MAX + 24];
 	/* device endpoints */
 	bool authed;
 	struct srv_device dev;
@@ -95,6 +105,16 @@ enum MHD_Result srv_reply_json(struct MHD_Connection *c, unsigned status, json_t
 enum MHD_Result srv_reply_json_error(struct MHD_Connection *c, unsigned status, const char *reason,
                                      const char *detail);
 
+/*
+ * Authentication from the headers alone, on the first call for a request, so that nobody
+ * unauthenticated can make the server buffer a body. Return 0 to go on, or -1 after queueing
+ * the refusal into *ret.
+ */
+int srv_device_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                       const char *url, enum MHD_Result *ret);
+int srv_admin_preauth(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
+                      enum MHD_Result *ret);
+
 /* Device API (device.c). url starts with "/v1/". */
 enum MHD_Result srv_device_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *req,
                                   const char *method, const char *url);
@@ -108,6 +128,8 @@ void srv_poll_remove(struct srv *s, struct srv_waiter *w);
 /* Installs a new head for `group` (copying the envelope) and wakes its waiters. */
 int srv_poll_publish(struct srv *s, const char *group, uint64_t version, const uint8_t *env,
                      size_t len);
+/* A long-poll woken by a publish has been dealt with (fan-out accounting). Holds poll_lock. */
+void srv_poll_answered_locked(struct srv *s, struct srv_waiter *w);
 /* Marks and wakes the long-polls of a device that was just revoked (answered 403). */
 void srv_poll_revoke(struct srv *s, const char *device_id);
 /* Appends a trust root (copying) and wakes every waiter. */

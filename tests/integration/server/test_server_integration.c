@@ -585,6 +585,18 @@ static void test_admin_roles(void)
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"canary\"}", g_admin, NULL), 201);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"prod\"}", g_admin, NULL), 201);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"prod\"}", g_admin, NULL), 409);
+	/* Unauthenticated uploads are refused from the headers, before the body is read. */
+	size_t big = 3 * 1024 * 1024;
+	_cleanup_free_ char *junk = calloc(1, big);
+	struct res r;
+	CU_ASSERT(http("POST", "/api/v1/trust", junk, big, NULL, NULL, "0123456789abcdef.x", &r) ==
+	          0);
+	CU_ASSERT_EQUAL(r.status, 401);
+	res_free(&r);
+	CU_ASSERT(http("POST", "/v1/report", junk, big / 2, NULL, NULL, NULL, &r) == 0);
+	CU_ASSERT_EQUAL(r.status, 401);
+	CU_ASSERT_STRING_EQUAL(r.reason, "no-certificate");
+	res_free(&r);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"bad name!\"}", g_admin, NULL), 400);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "not json", g_admin, NULL), 400);
 }

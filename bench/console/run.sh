@@ -24,7 +24,16 @@ done
 [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
 token="$(cat "$work/data/admin.token")"
 echo "database: $(du -h "$work/data/server.db" | cut -f1)"
-"$bin/bench_console" time "https://127.0.0.1:$port/" "$work/data/ca.pem" "$token" 30
+# Server CPU per overview load (utime + stime of the server process, in clock ticks): this one
+# does not depend on how busy the machine is, unlike the wall-clock figures.
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+runs=30
+before="$(cpu)"
+"$bin/bench_console" time "https://127.0.0.1:$port/" "$work/data/ca.pem" "$token" "$runs"
+after="$(cpu)"
+hz="$(getconf CLK_TCK)"
+echo "server CPU per overview load: $(( (after - before) * 1000 / hz / (runs + 1) )) ms (user+system, $((runs + 1)) loads incl. warm-up)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 if [ -x /usr/bin/chromium ] && [ -d "$here/../../tests/integration/console/node_modules/playwright-core" ]; then
 	node "$here/page_load.mjs" "https://127.0.0.1:$port/" "$token" 20
 else

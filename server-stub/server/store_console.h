@@ -41,7 +41,10 @@ struct srv_console_violation_filter {
 };
 
 struct srv_console_store_ops {
-	/* Brings the console's read model up to date with `events`. Returns rows added. */
+	/*
+	 * Folds up to 20,000 newly stored events into the console's read model (a backlog takes
+	 * several calls). Returns the number of queued events processed (0 = up to date).
+	 */
 	int (*sync)(struct srv_store *st);
 	/*
 	 * {"states": {state: n}, "groups": [{group, head_version, versions: [{version,

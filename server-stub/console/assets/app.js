@@ -611,7 +611,8 @@
 			{label: 'Version', render: (r) => 'v' + r.version},
 			{label: 'Published', render: (r) => fmtTime(r.published_ms)},
 			{label: 'By', key: 'published_by'},
-			{label: 'Signer keys', cls: 'mono', render: (r) => (r.signers || []).join(', ')},
+			{label: 'Signer keys', cls: 'mono', render: (r) => (r.signers || []).map((k) =>
+				h('span', {class: 'keyid', title: k}, k.slice(0, 16) + '…'))},
 			{label: 'Expires', render: (r) => fmtSec(r.expires_at)},
 			{label: 'SHA-256', cls: 'mono', render: (r) => r.sha256.slice(0, 16) + '…'},
 			{label: 'Old', render: (r) => radio('a', r.version)},

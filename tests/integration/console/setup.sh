@@ -3,9 +3,17 @@
 # Installs what the console's browser test needs and nothing else: Debian's chromium and node,
 # then playwright-core from the committed package-lock.json (npm ci). Never downloads a browser
 # build of its own (no `playwright install`): the test drives /usr/bin/chromium.
-# Idempotent; run as root (CI runs it before the console test via scripts/test.sh or by hand).
+# Idempotent; run as root. ctest runs it as the fixture `console_browser_deps` (only when the
+# console test is selected) with --best-effort: then a failure to install (not root, no
+# registry) is printed and the browser test skips with that reason instead of failing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+if [ "${1:-}" = "--best-effort" ]; then
+	if ! "$0"; then
+		echo "console setup: could not install the browser test's dependencies; its test will skip"
+	fi
+	exit 0
+fi
 missing=()
 for p in chromium nodejs npm; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

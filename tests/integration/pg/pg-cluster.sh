@@ -20,7 +20,8 @@ shift 2
 # Run a PostgreSQL binary as the unprivileged owner (initdb refuses root).
 as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
-		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+		# From /: the caller's directory (a build tree under /root) may be closed to nobody.
+		(cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@")
 	else
 		"$@"
 	fi

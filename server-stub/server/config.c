@@ -28,6 +28,8 @@ void srv_config_defaults(struct srv_config *cfg)
 	cfg->threads = ncpu > 4 ? 4 : ncpu < 1 ? 1 : (unsigned)ncpu;
 	cfg->connection_limit = 20000;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->database[0] = '\0'; /* SQLite in the data directory */
+	cfg->event_retention_sec = 0;
 }
 
 int srv_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *ret_port)

@@ -35,6 +35,10 @@ start)
 		echo "pg-cluster: $bindir/initdb not found (install postgresql)" >&2
 		exit 77
 	fi
+	# A cluster left running by an interrupted run is stopped before its directory goes.
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	[ "$(id -u)" -eq 0 ] && chown nobody:nogroup "$dir"

@@ -206,52 +206,64 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- event loop: curl_multi_socket_action on epoll, O(active sockets) per wake-up ---- */
 
-static int g_epfd = -1;
-static long g_timeout_ms = -1;
+/* One event loop (an epoll fd and curl's timer) per thread that drives a multi handle. */
+struct loop {
+	int epfd;
+	long timeout_ms;
+	unsigned established; /* handshakes done, requests on their way (PREREQFUNCTION) */
+};
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	(void)easy;
-	(void)userp;
+	(void)socketp;
+	struct loop *l = userp;
 	struct epoll_event ev = {0};
 	ev.data.fd = fd;
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(g_epfd, EPOLL_CTL_DEL, fd, NULL);
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 		return 0;
 	}
 	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	if (epoll_ctl(g_epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-		epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev);
-	(void)socketp;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
 	return 0;
 }
 
 static int on_timer(CURLM *m, long timeout_ms, void *userp)
 {
 	(void)m;
-	(void)userp;
-	g_timeout_ms = timeout_ms;
+	((struct loop *)userp)->timeout_ms = timeout_ms;
 	return 0;
 }
 
-static CURLM *multi_new(void)
+static CURLM *multi_new(struct loop *l)
 {
-	if (g_epfd < 0)
-		g_epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->timeout_ms = -1;
+	l->established = 0;
 	CURLM *m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(m, CURLMOPT_SOCKETDATA, l);
 	curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(m, CURLMOPT_TIMERDATA, l);
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)opt_devices + 16);
 	return m;
 }
 
+static void multi_free(CURLM *m, struct loop *l)
+{
+	curl_multi_cleanup(m);
+	close(l->epfd);
+}
+
 /* One round: wait for socket activity (or curl's timer) and let curl act on it. */
-static void drive(CURLM *m)
+static void drive(CURLM *m, struct loop *l)
 {
 	struct epoll_event evs[256];
 	int running = 0;
-	int wait = g_timeout_ms < 0 || g_timeout_ms > 50 ? 50 : (int)g_timeout_ms;
-	int n = epoll_wait(g_epfd, evs, 256, wait);
+	int wait = l->timeout_ms < 0 || l->timeout_ms > 50 ? 50 : (int)l->timeout_ms;
+	int n = epoll_wait(l->epfd, evs, 256, wait);
 	if (n <= 0) {
 		curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
 		return;
@@ -262,7 +274,7 @@ static void drive(CURLM *m)
 		            (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 		curl_multi_socket_action(m, evs[i].data.fd, flags, &running);
 	}
-	if (g_timeout_ms == 0)
+	if (l->timeout_ms == 0)
 		curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
 }
 
@@ -375,7 +387,8 @@ static struct xfer *enroll_start(struct dev *d)
 
 static void enroll_all(void)
 {
-	CURLM *m = multi_new();
+	struct loop lp;
+	CURLM *m = multi_new(&lp);
 	unsigned next = 0, done = 0, running = 0;
 	const unsigned window = 64;
 	uint64_t t0 = util_monotonic_ms();
@@ -384,7 +397,7 @@ static void enroll_all(void)
 			curl_multi_add_handle(m, enroll_start(&g_devs[next++])->easy);
 			running++;
 		}
-		drive(m);
+		drive(m, &lp);
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -414,7 +427,7 @@ static void enroll_all(void)
 			done++;
 		}
 	}
-	curl_multi_cleanup(m);
+	multi_free(m, &lp);
 	uint64_t el = util_monotonic_ms() - t0;
 	printf("enrolled %u devices in %.1f s (%.0f/s)\n", opt_devices, el / 1000.0,
 	       opt_devices * 1000.0 / (double)(el ? el : 1));
@@ -503,22 +516,18 @@ static void *publisher(void *arg)
 	return NULL;
 }
 
-/* Connections whose TLS handshake is done and whose request is on its way (PREREQFUNCTION). */
-static unsigned g_established;
-
 static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip, int primary_port,
                      int local_port)
 {
-	(void)clientp;
 	(void)conn_primary_ip;
 	(void)conn_local_ip;
 	(void)primary_port;
 	(void)local_port;
-	g_established++;
+	((struct loop *)clientp)->established++;
 	return CURL_PREREQFUNC_OK;
 }
 
-static struct xfer *poll_start(struct dev *d, unsigned wait)
+static struct xfer *poll_start(struct dev *d, unsigned wait, struct loop *l)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
 	x->dev = d;
@@ -528,27 +537,36 @@ static struct xfer *poll_start(struct dev *d, unsigned wait)
 	CURL *c = easy_new(path, x);
 	use_device_cert(c, d);
 	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(c, CURLOPT_PREREQDATA, l);
 	return x;
 }
 
-static void longpoll_publish(void)
+#define POLLERS 2
+
+struct poller {
+	unsigned index;
+	unsigned got, errors;
+};
+
+/* Holds the long-polls of devices index, index + POLLERS, ... until each is answered. */
+static void *poller_main(void *arg)
 {
-	CURLM *m = multi_new();
-	uint64_t t0 = util_monotonic_ms();
-	/* Open the long-polls with at most 128 TLS handshakes in flight, as a fleet reconnecting
-	 * after a server restart would (devices back off and jitter). */
-	unsigned started = 0;
-	pthread_t th;
-	bool publisher_started = false;
-	unsigned got = 0, errors = 0;
-	while (got + errors < opt_devices) {
-		while (started < opt_devices && started - g_established < 128)
-			curl_multi_add_handle(m, poll_start(&g_devs[started++], 300)->easy);
-		if (started == opt_devices && !publisher_started) {
-			pthread_create(&th, NULL, publisher, NULL);
-			publisher_started = true;
+	struct poller *p = arg;
+	struct loop lp;
+	CURLM *m = multi_new(&lp);
+	unsigned mine = 0;
+	for (unsigned i = p->index; i < opt_devices; i += POLLERS)
+		mine++;
+	/* Open the long-polls with at most 64 TLS handshakes in flight per thread, as a fleet
+	 * reconnecting after a server restart would (devices back off and jitter). */
+	unsigned next = p->index, started = 0;
+	while (p->got + p->errors < mine) {
+		while (next < opt_devices && started - lp.established < 64) {
+			curl_multi_add_handle(m, poll_start(&g_devs[next], 300, &lp)->easy);
+			next += POLLERS;
+			started++;
 		}
-		drive(m);
+		drive(m, &lp);
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -565,9 +583,9 @@ static void longpoll_publish(void)
 			if (up && up->bundle.len > 0 &&
 			    __atomic_load_n(&g_published, __ATOMIC_SEQ_CST)) {
 				x->dev->done_ms = util_monotonic_ms();
-				got++;
+				p->got++;
 			} else {
-				errors++;
+				p->errors++;
 				fprintf(stderr, "poll: %s status %ld\n",
 				        curl_easy_strerror(msg->data.result), status);
 			}
@@ -577,10 +595,28 @@ static void longpoll_publish(void)
 			xfer_free(x);
 		}
 	}
+	multi_free(m, &lp);
+	return NULL;
+}
+
+static void longpoll_publish(void)
+{
+	uint64_t t0 = util_monotonic_ms();
+	/* The publisher waits until the server holds every long-poll, then publishes. */
+	pthread_t pub, th[POLLERS];
+	struct poller pollers[POLLERS];
+	pthread_create(&pub, NULL, publisher, NULL);
+	for (unsigned i = 0; i < POLLERS; i++) {
+		pollers[i] = (struct poller){.index = i};
+		pthread_create(&th[i], NULL, poller_main, &pollers[i]);
+	}
+	unsigned errors = 0;
+	for (unsigned i = 0; i < POLLERS; i++) {
+		pthread_join(th[i], NULL);
+		errors += pollers[i].errors;
+	}
 	long wake_cpu = server_cpu_ms() - g_publish_cpu_ms;
-	if (publisher_started)
-		pthread_join(th, NULL);
-	curl_multi_cleanup(m);
+	pthread_join(pub, NULL);
 	uint64_t *lat = calloc(opt_devices, sizeof(*lat));
 	size_t n = 0;
 	for (unsigned i = 0; i < opt_devices; i++)
@@ -671,7 +707,8 @@ static void ingest(void)
 {
 	unsigned nd = opt_ingest_devices < opt_devices ? opt_ingest_devices : opt_devices;
 	unsigned *left = calloc(nd, sizeof(*left));
-	CURLM *m = multi_new();
+	struct loop lp;
+	CURLM *m = multi_new(&lp);
 	/* Keep each device's connection alive between its batches, as corrald does. */
 	CURL **easies = calloc(nd, sizeof(*easies));
 	(void)easies;
@@ -685,7 +722,7 @@ static void ingest(void)
 	uint64_t stored = 0;
 	unsigned errors = 0;
 	while (active) {
-		drive(m);
+		drive(m, &lp);
 		CURLMsg *msg;
 		int lft;
 		while ((msg = curl_multi_info_read(m, &lft))) {
@@ -723,7 +760,7 @@ static void ingest(void)
 	}
 	uint64_t el = util_monotonic_ms() - t0;
 	long cpu = server_cpu_ms() - cpu0;
-	curl_multi_cleanup(m);
+	multi_free(m, &lp);
 	free(left);
 	free(easies);
 	printf("ingest: %llu events (%u devices x %u batches x %u events) stored and acked in %.2f "

@@ -32,6 +32,17 @@ static void usage(FILE *f)
 	        "  --help, --version\n");
 }
 
+/* libmicrohttpd's diagnostics (a client's failed TLS handshake, ...) at debug level: they are
+ * about clients, and a misbehaving client must not be able to flood the log. */
+__attribute__((format(printf, 2, 0))) static void http_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("http: %s", buf);
+}
+
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -112,6 +123,7 @@ int main(int argc, char **argv)
 		snprintf(cfg.database, sizeof(cfg.database), "%s", database);
 	}
 	log_setup("corral-server", cfg.log_level);
+	cfg.http_log = http_log;
 	raise_nofile();
 
 	sigset_t set;

@@ -677,7 +677,7 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
-	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	                 MHD_ALLOW_SUSPEND_RESUME | (cfg->http_log ? MHD_USE_ERROR_LOG : 0);
 	if (inet_pton(AF_INET, cfg->listen_host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(cfg->port);
@@ -695,23 +695,34 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	(void)sl;
 	/* Requesting (not requiring) client certificates: GnuTLS asks every client for one;
 	 * device endpoints then verify the chain themselves and enrollment works without. */
-	struct MHD_OptionItem opts[] = {
-	        {MHD_OPTION_SOCK_ADDR, 0, &ss},
-	        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)srv_ca_server_key_pem(s->ca)},
-	        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)srv_ca_server_cert_pem(s->ca)},
-	        {MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_ca_cert_pem(s->ca)},
-	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
-	        {MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL},
-	        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
-	        /* Requests are small (bodies are copied out as they arrive), so an 8 KiB pool per
-	         * connection is plenty and keeps ten thousand idle long-polls cheap. */
-	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL},
-	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
-	        /* Only with more than one thread: a pool of one is refused with a warning. */
-	        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads,
-	         NULL},
-	        {MHD_OPTION_END, 0, NULL},
-	};
+	struct MHD_OptionItem opts[16];
+	size_t n_opts = 0;
+	/* The logger first: libmicrohttpd uses its own for anything before it. */
+	if (cfg->http_log)
+		opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
+		                                         (intptr_t)cfg->http_log, NULL};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+	                                         (void *)srv_ca_server_key_pem(s->ca)};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+	                                         (void *)srv_ca_server_cert_pem(s->ca)};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+	                                         (void *)srv_ca_cert_pem(s->ca)};
+	opts[n_opts++] =
+	        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+	opts[n_opts++] =
+	        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, NULL};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+	/* Requests are small (bodies are copied out as they arrive), so an 8 KiB pool per
+	 * connection is plenty and keeps ten thousand idle long-polls cheap. */
+	opts[n_opts++] =
+	        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL};
+	opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL};
+	/* Only with more than one thread: a pool of one is refused with a warning. */
+	if (cfg->threads > 1)
+		opts[n_opts++] =
+		        (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL};
+	opts[n_opts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	s->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY,
 	                          opts, MHD_OPTION_END);
 	if (!s->mhd) {

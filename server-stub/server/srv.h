@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,9 @@ struct srv_config {
 	enum log_level log_level;
 	char database[1024];         /* storage URL (srv_store_open); "" = DATA_DIR/server.db */
 	int64_t event_retention_sec; /* events older than this are pruned; 0 = kept forever */
+	/* Receives libmicrohttpd's own diagnostics (TLS handshake failures, ...); NULL drops
+	 * them. Set by main, so the library itself never writes to stderr. */
+	void (*http_log)(void *cls, const char *fmt, va_list ap);
 };
 
 /* Fills defaults (everything but data_dir/listen). */

@@ -823,6 +823,13 @@ static void test_longpoll_wakes(void)
 	long waited = (long)t.done_ms - (long)published;
 	printf("\n  long-poll answered %ld ms after the publish returned\n", waited);
 	CU_ASSERT(waited <= 100);
+	/* The server accounts the fan-out of that publish. */
+	json_t *st = NULL;
+	CU_ASSERT_EQUAL(admin("GET", "stats", NULL, g_viewer, &st), 200);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "last_fanout_devices")), 1);
+	CU_ASSERT(json_integer_value(json_object_get(st, "last_fanout_ms")) <= 100);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "long_polls")), 0);
+	json_decref(st);
 	char path[700];
 	snprintf(path, sizeof(path), "%s/v1.bundle", g_dir);
 	util_write_file_atomic(path, b, blen, 0644);
@@ -1014,8 +1021,55 @@ static void test_report_idempotent(void)
 	json_decref(j);
 }
 
+struct chunked_src {
+	size_t left;
+};
+
+static size_t chunked_read(char *buf, size_t size, size_t n, void *ud)
+{
+	struct chunked_src *src = ud;
+	size_t want = size * n < src->left ? size * n : src->left;
+	memset(buf, 0x0a, want);
+	src->left -= want;
+	return want;
+}
+
+/* A body without Content-Length (chunked): the cap applies to what has accumulated. */
+static long post_chunked(const struct device *d, size_t total)
+{
+	char url[256], ca[700];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/report", g_port);
+	snprintf(ca, sizeof(ca), "%s/data/ca.pem", g_dir);
+	struct chunked_src src = {total};
+	struct res out = {0};
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(c, CURLOPT_SSLCERT, d->crt);
+	curl_easy_setopt(c, CURLOPT_SSLKEY, d->key);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, chunked_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, &src);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	long status = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	res_free(&out);
+	return status;
+}
+
 static void test_report_limits(void)
 {
+	CU_ASSERT_EQUAL(post_chunked(&g_c, 2 * 1024 * 1024 + 4096), 413);
+	CU_ASSERT_EQUAL(post_chunked(&g_c, 1000), 400); /* under the cap: parsed, malformed */
 	struct res r;
 	/* 413 from Content-Length, before the body is read. */
 	size_t big = 2 * 1024 * 1024 + 1;

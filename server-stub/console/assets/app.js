@@ -240,7 +240,8 @@
 		document.body.dataset.ready = page;
 		// Milliseconds from navigation start to this view on screen (bench/console).
 		document.body.dataset.readyMs = String(Math.round(performance.now()));
-		if (quiet) window.scrollTo(0, y);
+		// A refresh keeps the reader's place; a navigation starts at the top.
+		window.scrollTo(0, quiet ? y : 0);
 	}
 
 	// ---- login --------------------------------------------------------------------------------

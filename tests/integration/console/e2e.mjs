@@ -49,8 +49,8 @@ async function until(fn, arg, timeout = 15000) {
 	}
 }
 
-async function shot(name) {
-	await page.screenshot({path: path.join(cfg.artifacts, `${name}.png`), fullPage: true});
+async function shot(name, fullPage = true) {
+	await page.screenshot({path: path.join(cfg.artifacts, `${name}.png`), fullPage});
 }
 async function ready(pageName) {
 	await page.waitForSelector(`body[data-ready="${pageName}"]`, 15000);
@@ -185,7 +185,12 @@ try {
 		await goto(hash, name);
 		const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
 		check(!overflow, `mobile ${name}: no horizontal page overflow`);
-		await shot(`mobile-${name}`);
+		await shot(`mobile-${name}`, false); // what the phone shows first
+		await shot(`mobile-${name}-full`);
+		if (await page.locator('table').count()) {
+			await page.locator('table').last().scrollIntoViewIfNeeded();
+			await shot(`mobile-${name}-table`, false);
+		}
 	}
 	await page.setViewportSize({width: 1280, height: 800});
 

@@ -8,7 +8,7 @@ pkgs=(
 	libcurl4-openssl-dev libssl-dev openssl libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler
 	libseccomp-dev libbpf-dev bpftool libhttp-parser-dev libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev
 	libpq-dev postgresql
-	iproute2 curl procps util-linux clang-format hyperfine bubblewrap
+	iproute2 curl procps psmisc util-linux clang-format hyperfine bubblewrap
 )
 missing=()
 for p in "${pkgs[@]}"; do

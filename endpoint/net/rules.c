@@ -270,6 +270,19 @@ int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_
 		                        EGRESS_PREFIX_DNS_OK);
 		if (r < 0)
 			return r;
+		/*
+		 * dns: filtered sends every session's IPv4 DNS (whatever resolv.conf names) to the
+		 * filtered resolver in the kernel; only a loopback IPv4 resolver can be a target
+		 * (the rewrite happens in connect4/sendmsg4, the session shares corrald's
+		 * loopback).
+		 */
+		const struct sockaddr_in *d4 = (const struct sockaddr_in *)&extra->dns;
+		if (rules && rules->dns == CORRAL__DNS_MODE__DNS_FILTERED &&
+		    extra->dns.ss_family == AF_INET && (ntohl(d4->sin_addr.s_addr) >> 24) == 127 &&
+		    d4->sin_port != 0) {
+			c->config.dns_redirect_ip4 = d4->sin_addr.s_addr;
+			c->config.dns_redirect_port = d4->sin_port;
+		}
 	}
 
 	/* Distinct prefixes: rule prefixes and barriers. */

@@ -187,6 +187,33 @@ void egress_compiled_free(struct egress_compiled *c)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct egress_compiled, egress_compiled_free)
 
+/* A loopback IPv4 address:port (plain or IPv4-mapped IPv6), network order; false otherwise. */
+static bool loopback_ip4(const struct sockaddr_storage *ss, uint32_t *ret_ip4, uint16_t *ret_port)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	uint32_t ip4;
+	uint16_t port;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		ip4 = in->sin_addr.s_addr;
+		port = in->sin_port;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		if (memcmp(in6->sin6_addr.s6_addr, mapped, 12) != 0)
+			return false;
+		memcpy(&ip4, in6->sin6_addr.s6_addr + 12, 4);
+		port = in6->sin6_port;
+	} else {
+		return false;
+	}
+	if ((ntohl(ip4) >> 24) != 127 || port == 0)
+		return false;
+	*ret_ip4 = ip4;
+	*ret_port = port;
+	return true;
+}
+
 int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_extra *extra,
                          struct egress_compiled **ret)
 {
@@ -276,12 +303,12 @@ int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_
 		 * (the rewrite happens in connect4/sendmsg4, the session shares corrald's
 		 * loopback).
 		 */
-		const struct sockaddr_in *d4 = (const struct sockaddr_in *)&extra->dns;
+		uint32_t ip4;
+		uint16_t port;
 		if (rules && rules->dns == CORRAL__DNS_MODE__DNS_FILTERED &&
-		    extra->dns.ss_family == AF_INET && (ntohl(d4->sin_addr.s_addr) >> 24) == 127 &&
-		    d4->sin_port != 0) {
-			c->config.dns_redirect_ip4 = d4->sin_addr.s_addr;
-			c->config.dns_redirect_port = d4->sin_port;
+		    loopback_ip4(&extra->dns, &ip4, &port)) {
+			c->config.dns_redirect_ip4 = ip4;
+			c->config.dns_redirect_port = port;
 		}
 	}
 

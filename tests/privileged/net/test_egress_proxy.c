@@ -14,7 +14,8 @@
  * resolver, replies carry the original source again (recvmsg4), getpeername shows the original
  * (getpeername4); glibc's getaddrinfo with a private resolv.conf resolves a covered name and
  * fails on another (reported); DoT and IPv6 DNS stay refused; nothing redirected is reported
- * as a violation. With dns: deny the same attempts fail with EPERM and are reported.
+ * as a violation. With dns: deny the same attempts fail with EPERM and are reported; in audit
+ * mode nothing is redirected (the attempts are reported as would-be denials).
  */
 #include "egress.h"
 #include "harness.h"
@@ -576,15 +577,17 @@ static int dns_session(void *arg)
 
 struct events53 {
 	size_t dns53; /* reported attempts at 192.0.2.53:53 */
+	size_t dns53_audit;
 	size_t other_dns;
 };
 
 static int count_events(const struct egress_event *ev, void *userdata)
 {
 	struct events53 *c = userdata;
-	if (strcmp(ev->target, "192.0.2.53:53") == 0)
+	if (strcmp(ev->target, "192.0.2.53:53") == 0) {
 		c->dns53++;
-	else if (ev->port == 53 || ev->port == 853)
+		c->dns53_audit += ev->audit_only;
+	} else if (ev->port == 53 || ev->port == 853)
 		c->other_dns++;
 	return 0;
 }
@@ -680,10 +683,34 @@ static void test_deny_dns_unchanged(void)
 	munmap(dout, sizeof(*dout));
 }
 
+/* Audit mode denies nothing, so nothing is redirected either: DNS reaches the server the
+ * session asked (which answers evil.test) and is reported as a would-be denial. */
+static void test_audit_dns_not_redirected(void)
+{
+	struct events53 ev;
+	struct egress_extra audit = lab_extra;
+	REQUIRE_LAB();
+	audit.audit = true;
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &audit), 0);
+	drain_events(&ev);
+	run_dns_session();
+	CU_ASSERT_EQUAL(dout->gai_allowed, 0);
+	CU_ASSERT_EQUAL(dout->gai_evil, 0);
+	CU_ASSERT_EQUAL(dout->raw_rcode, ns_r_noerror);
+	CU_ASSERT_STRING_EQUAL(dout->raw_from, "192.0.2.53:53");
+	CU_ASSERT_EQUAL(dout->peer_rc, 0);
+	munmap(dout, sizeof(*dout));
+	drain_events(&ev);
+	CU_ASSERT(ev.dns53 >= 1);
+	CU_ASSERT_EQUAL(ev.dns53_audit, ev.dns53);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &lab_extra), 0);
+}
+
 static const struct harness_test tests[] = {
         {"session_through_proxy", test_session_through_proxy},
         {"filtered_dns_redirect", test_filtered_dns_redirect},
         {"deny_dns_unchanged", test_deny_dns_unchanged},
+        {"audit_dns_not_redirected", test_audit_dns_not_redirected},
         {NULL, NULL},
 };
 

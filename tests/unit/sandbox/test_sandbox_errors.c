@@ -11,10 +11,14 @@
  *  - the Landlock rule planner (landlock.c): a symlink loop where a denied path must be carved
  *    out (-ELOOP from open), a tree deeper than the walk limit (-ELOOP), an entry whose path
  *    exceeds SBX_PATH_MAX (-ENAMETOOLONG), more rules than SBX_RULES_MAX (-E2BIG), and a
- *    root that does not exist (no rule, no error).
+ *    root that does not exist (no rule, no error);
+ *  - through sbx_spawn: limits requested on a hierarchy that refuses them (step "cgroup",
+ *    nothing runs, no leaf left) and a caller in more than SBX_GROUPS_MAX groups (step
+ *    "credentials", EINVAL from getgroups).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,12 +416,126 @@ static void test_landlock_plan_errors(void)
 	sbx_compiled_free(c);
 }
 
+/* ---- through sbx_spawn ------------------------------------------------------------------- */
+
+/* The strict profile on this host's probed features, cgroups pointed at `cg_root`. */
+static struct sbx_compiled *host_profile(const char *cg_root, char *err, size_t errlen)
+{
+	struct sbx_test_profile tp;
+	struct sbx_features f;
+	struct sbx_compiled *c = NULL;
+
+	if (sbx_features_probe(&f) < 0) {
+		snprintf(err, errlen, "feature probe failed");
+		return NULL;
+	}
+	if (cg_root) {
+		f.cgroup_v2 = true;
+		f.cgroup_v2_controllers = SBX_CG_MEMORY | SBX_CG_PIDS | SBX_CG_CPU;
+		f.cgroup_v1_controllers = 0;
+		snprintf(f.cgroup_v2_root, sizeof(f.cgroup_v2_root), "%s", cg_root);
+	}
+	sbx_test_strict_profile(&tp, NULL);
+	tp.req.landlock_abi = 0;
+	tp.req.seccomp = false;
+	tp.deg.landlock_partial = true;
+	if (sbx_compile_profile(&tp.profile, &f, &c, err, errlen) < 0)
+		return NULL;
+	return c;
+}
+
+static void test_spawn_cgroup_refused(void)
+{
+	char root[1024], marker[1200], cmd[1300], err_text[256] = "";
+	struct sbx_error err;
+	struct sbx_child *ch = NULL;
+
+	/* a hierarchy that refuses the controllers (no cgroup.subtree_control) */
+	snprintf(root, sizeof(root), "%s/cg-spawn", g_dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(root, 0755), 0);
+	struct sbx_compiled *c = host_profile(root, err_text, sizeof(err_text));
+	if (!c)
+		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
+	snprintf(marker, sizeof(marker), "%s/ran", root);
+	snprintf(cmd, sizeof(cmd), "echo > %s", marker);
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	struct sbx *s = sbx_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(sbx_set_profile(s, c), 0);
+	CU_ASSERT_EQUAL(sbx_set_argv(s, argv), 0);
+	CU_ASSERT_EQUAL(sbx_set_cgroup(s, "/corral", "refused"), 0);
+	if (geteuid() == 0) /* the profile does not allow root: run as nobody */
+		CU_ASSERT_EQUAL(sbx_set_ids(s, 65534, 65534, NULL, 0), 0);
+	memset(&err, 0, sizeof(err));
+	/* limits requested and no degrade: refused at the cgroup step, nothing runs */
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -ENOENT);
+	if (strcmp(err.step, "cgroup") != 0)
+		printf("\n    %s", err.message);
+	CU_ASSERT_PTR_NULL(ch);
+	CU_ASSERT_STRING_EQUAL(err.step, "cgroup");
+	CU_ASSERT_EQUAL(err.error, ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.message, root));
+	CU_ASSERT_FALSE(exists(marker));
+	char leaf[1200];
+	snprintf(leaf, sizeof(leaf), "%s/corral/refused", root);
+	CU_ASSERT_FALSE(exists(leaf));
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
+/* A caller in more than SBX_GROUPS_MAX groups: getgroups() fails, the spawn is refused
+ * (never run with a truncated group list). Needs root for setgroups(). */
+static void test_spawn_caller_too_many_groups(void)
+{
+	char err_text[256] = "";
+	if (geteuid() != 0)
+		HARNESS_SKIP("needs root (setgroups with more than %d groups)", SBX_GROUPS_MAX);
+	struct sbx_compiled *c = host_profile(NULL, err_text, sizeof(err_text));
+	if (!c)
+		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
+	int pfd[2];
+	CU_ASSERT_EQUAL_FATAL(pipe2(pfd, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		gid_t groups[SBX_GROUPS_MAX + 6];
+		for (size_t i = 0; i < SBX_GROUPS_MAX + 6; i++)
+			groups[i] = (gid_t)(70000 + i);
+		struct sbx_error err;
+		struct sbx_child *ch = NULL;
+		const char *argv[] = {"/bin/true", NULL};
+		struct sbx *s = sbx_new();
+		memset(&err, 0, sizeof(err));
+		if (!s || setgroups(SBX_GROUPS_MAX + 6, groups) < 0 || sbx_set_profile(s, c) < 0 ||
+		    sbx_set_argv(s, argv) < 0)
+			_exit(2);
+		int r = sbx_spawn(s, &ch, &err);
+		if (write(pfd[1], &err, sizeof(err)) != (ssize_t)sizeof(err))
+			_exit(3);
+		_exit(r == -EINVAL && !ch ? 0 : 4);
+	}
+	close(pfd[1]);
+	struct sbx_error err;
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(read(pfd[0], &err, sizeof(err)), (ssize_t)sizeof(err));
+	close(pfd[0]);
+	int st = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_STRING_EQUAL(err.step, "credentials");
+	CU_ASSERT_EQUAL(err.error, EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "getgroups"));
+	sbx_compiled_free(c);
+}
+
 static const struct harness_test tests[] = {
         {"cgroup_create_ok_and_kill", test_cgroup_create_ok_and_kill},
         {"cgroup_create_failures", test_cgroup_create_failures},
         {"cgroup_v1_failure_undoes_v2", test_cgroup_v1_failure_undoes_v2},
         {"ns_write_maps_errors", test_ns_write_maps_errors},
         {"landlock_plan_errors", test_landlock_plan_errors},
+        {"spawn_cgroup_refused", test_spawn_cgroup_refused},
+        {"spawn_caller_too_many_groups", test_spawn_caller_too_many_groups},
         {NULL, NULL},
 };
 

@@ -14,7 +14,8 @@
  *    root that does not exist (no rule, no error);
  *  - through sbx_spawn: limits requested on a hierarchy that refuses them (step "cgroup",
  *    nothing runs, no leaf left) and a caller in more than SBX_GROUPS_MAX groups (step
- *    "credentials", EINVAL from getgroups).
+ *    "credentials", EINVAL from getgroups). The run_as account in too many groups is in
+ *    tests/privileged/sandbox/test_sandbox_groups.c (it creates system accounts).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -419,7 +420,8 @@ static void test_landlock_plan_errors(void)
 /* ---- through sbx_spawn ------------------------------------------------------------------- */
 
 /* The strict profile on this host's probed features, cgroups pointed at `cg_root`. */
-static struct sbx_compiled *host_profile(const char *cg_root, char *err, size_t errlen)
+static struct sbx_compiled *host_profile(const char *cg_root, const char *run_as, char *err,
+                                         size_t errlen)
 {
 	struct sbx_test_profile tp;
 	struct sbx_features f;
@@ -439,6 +441,8 @@ static struct sbx_compiled *host_profile(const char *cg_root, char *err, size_t 
 	tp.req.landlock_abi = 0;
 	tp.req.seccomp = false;
 	tp.deg.landlock_partial = true;
+	if (run_as)
+		tp.proc.run_as = (char *)run_as;
 	if (sbx_compile_profile(&tp.profile, &f, &c, err, errlen) < 0)
 		return NULL;
 	return c;
@@ -453,7 +457,7 @@ static void test_spawn_cgroup_refused(void)
 	/* a hierarchy that refuses the controllers (no cgroup.subtree_control) */
 	snprintf(root, sizeof(root), "%s/cg-spawn", g_dir);
 	CU_ASSERT_EQUAL_FATAL(mkdir(root, 0755), 0);
-	struct sbx_compiled *c = host_profile(root, err_text, sizeof(err_text));
+	struct sbx_compiled *c = host_profile(root, NULL, err_text, sizeof(err_text));
 	if (!c)
 		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
 	snprintf(marker, sizeof(marker), "%s/ran", root);
@@ -490,7 +494,7 @@ static void test_spawn_caller_too_many_groups(void)
 	char err_text[256] = "";
 	if (geteuid() != 0)
 		HARNESS_SKIP("needs root (setgroups with more than %d groups)", SBX_GROUPS_MAX);
-	struct sbx_compiled *c = host_profile(NULL, err_text, sizeof(err_text));
+	struct sbx_compiled *c = host_profile(NULL, NULL, err_text, sizeof(err_text));
 	if (!c)
 		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
 	int pfd[2];

@@ -9,15 +9,18 @@
  *   garbage     one packet that does not decode as a WorkerMsg
  *   unexpected  a well-formed WorkerMsg the parent never expects (a WorkerInit)
  *   fd          a well-formed message with a descriptor attached (refused by the framing)
- * then waits to be killed. With no line left it execs corrald-worker.real with its own
- * arguments, so the daemon syncs normally from then on. Every start is appended to `starts`
- * as "MODE CLOCK_MONOTONIC_MS" so the test can check the restart backoff.
+ *   exit        exits with status 3 at once, the parent's WorkerInit unread (the parent
+ *               reads ECONNRESET: a worker that went away, not a malformed one)
+ * then (except exit) waits to be killed. With no line left it execs corrald-worker.real with its
+ * own arguments, so the daemon syncs normally from then on. Every start is appended to `starts` as
+ * "MODE CLOCK_MONOTONIC_MS" so the test can check the restart backoff.
  */
 #include "ipc.h"
 
 #include <corral.pb-c.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +97,12 @@ int main(int argc, char **argv)
 		return 127;
 	}
 	int r = 0;
+	if (strcmp(mode, "exit") == 0) {
+		/* Make sure the parent's first frame is queued, unread, before we go. */
+		struct pollfd p = {.fd = 3, .events = POLLIN};
+		(void)poll(&p, 1, 5000);
+		return 3;
+	}
 	if (strcmp(mode, "garbage") == 0) {
 		/* Field 1 as a length-delimited field whose length runs past the packet. */
 		static const unsigned char junk[] = {0x0a, 0x7f, 0x01, 0x02, 0x03};

@@ -3,7 +3,8 @@
  * A misbehaving network worker, injected: corrald runs from a copy of its executable next to
  * a stand-in corrald-worker (fake_worker.c) whose first three starts send an undecodable
  * packet, a well-formed message the parent never expects, and a packet with a descriptor
- * attached; the fourth start execs the real worker. Against the real corral-server the
+ * attached; the fourth exits at once with the parent's first frame unread (ECONNRESET: gone,
+ * not malformed); the fifth start execs the real worker. Against the real corral-server the
  * parent must kill each bad worker (it never exits on its own), restart it after the
  * backoff it logged (bounded by backoff_max), report each fault as an agent_health
  * "worker-malformed" event next to "worker-restarted", and then enroll, receive policy and
@@ -128,7 +129,7 @@ static void test_malformed_worker_restarted(void)
 	CU_ASSERT_FATAL(token != NULL);
 	CU_ASSERT_FATAL(fx_write(dir, "token", token, strlen(token), tok, sizeof(tok)) == 0);
 	snprintf(faults, sizeof(faults), "%s/faults", g_bindir);
-	static const char modes[] = "garbage\nunexpected\nfd\n";
+	static const char modes[] = "garbage\nunexpected\nfd\nexit\n";
 	CU_ASSERT_FATAL(util_write_file_atomic(faults, modes, strlen(modes), 0644) == 0);
 	snprintf(bin, sizeof(bin), "%s/corrald", g_bindir);
 	const char *args[] = {"--server-url",
@@ -150,7 +151,7 @@ static void test_malformed_worker_restarted(void)
 	                      NULL};
 	CU_ASSERT_FATAL(fx_daemon_start_bin(&g_d, dir, bin, args) == 0);
 
-	/* Three bad workers, each killed and restarted, then the real one enrolls. */
+	/* Three bad workers, each killed and restarted, one that exits, then the real one. */
 	CU_ASSERT_FATAL(fx_wait_status_true(&g_d, "enrolled", 30000) >= 0);
 	_cleanup_free_ uint8_t *b = NULL;
 	size_t blen = 0;
@@ -168,6 +169,8 @@ static void test_malformed_worker_restarted(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "worker-malformed bad frame"));
 	CU_ASSERT_EQUAL(count(out, "worker-malformed"), 3);
 	CU_ASSERT_EQUAL(count(out, "worker-restarted killed by signal 9"), 3);
+	/* the worker that exited with our frame unread is restarted, not called malformed */
+	CU_ASSERT_EQUAL(count(out, "worker-restarted exited with status 3"), 1);
 
 	/* The starts: three faults, then the real worker; each restart waited at least the
 	 * delay the parent logged, and that delay is within backoff_max. */
@@ -176,25 +179,26 @@ static void test_malformed_worker_restarted(void)
 	_cleanup_free_ char *starts = NULL, *log = NULL;
 	CU_ASSERT_FATAL(util_read_file(starts_path, 65536, &starts, NULL) == 0);
 	CU_ASSERT_FATAL(util_read_file(g_d.log, 4 * 1024 * 1024, &log, NULL) == 0);
-	char mode[4][32];
-	long long at[4];
+	char mode[5][32];
+	long long at[5];
 	const char *p = starts;
 	int n = 0;
-	for (; n < 4; n++) {
+	for (; n < 5; n++) {
 		int used = 0;
 		if (sscanf(p, "%31s %lld\n%n", mode[n], &at[n], &used) != 2)
 			break;
 		p += used;
 	}
-	CU_ASSERT_FATAL(n == 4);
+	CU_ASSERT_FATAL(n == 5);
 	CU_ASSERT_STRING_EQUAL(mode[0], "garbage");
 	CU_ASSERT_STRING_EQUAL(mode[1], "unexpected");
 	CU_ASSERT_STRING_EQUAL(mode[2], "fd");
-	CU_ASSERT_STRING_EQUAL(mode[3], "real");
+	CU_ASSERT_STRING_EQUAL(mode[3], "exit");
+	CU_ASSERT_STRING_EQUAL(mode[4], "real");
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "stopping network worker: undecodable message"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "stopping network worker: unexpected message"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "stopping network worker: malformed frame"));
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		long long delay = logged_delay(log, i);
 		printf("\n  restart %d: logged backoff %lld ms, next start after %lld ms", i + 1,
 		       delay, at[i + 1] - at[i]);

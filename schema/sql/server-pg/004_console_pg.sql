@@ -1,0 +1,16 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- The PostgreSQL console read model goes live (store_pg.c, "console"): the tables of
+-- 002_console.sql are now filled. New violations and policy rejections are queued in
+-- console_pending by the report path's own INSERT statement (a data-modifying CTE next to the
+-- events insert) rather than by a per-row trigger, so ingest pays one extra set insert per
+-- chunk; sync() then decodes the queue with DELETE ... FOR UPDATE SKIP LOCKED, so replicas
+-- folding at the same time take disjoint rows.
+
+-- A database upgraded to this version folds in what it already holds.
+-- Kinds: 1 = EVENT_KIND_VIOLATION, 5 = EVENT_KIND_POLICY_REJECTED (proto/corral.proto).
+INSERT INTO console_pending(device, seq, time_ms)
+	SELECT device, seq, time_ms FROM events WHERE kind IN (1, 5) ON CONFLICT DO NOTHING;
+
+-- The console's device list filters by state and pages in device_id order (byte order, as on
+-- SQLite): an index in the "C" collation lets ORDER BY ... LIMIT stop early.
+CREATE INDEX devices_device_id_c ON devices(device_id COLLATE "C");

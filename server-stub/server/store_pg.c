@@ -54,6 +54,7 @@ struct store_pg {
 	PGconn *conn;
 	char *url;
 	bool in_tx;
+	bool change_seq;        /* corral_change_seq exists (migrated) */
 	int64_t partitions_day; /* day for which upkeep last created partitions */
 
 	/* watch() */
@@ -220,6 +221,11 @@ static int st_commit(struct srv_store *st)
 	struct store_pg *s = impl(st);
 	int r = q_run(s, "COMMIT", NULL, NULL);
 	s->in_tx = false;
+	/* The change counter moved at each write statement, before this commit made the rows
+	 * visible: move it again now (004_console_pg.sql). Best effort, and absent while a
+	 * database is still being migrated to version 4. */
+	if (r >= 0 && s->change_seq)
+		(void)q_run(s, "SELECT nextval('corral_change_seq')", NULL, NULL);
 	return r;
 }
 
@@ -2056,15 +2062,13 @@ static int c_metrics(struct srv_store *st, json_t **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Rows written by any replica (the statistics collector's counters: cheap, shared, and only
- * moved by writes, so a console polling it does not see its own reads). 0 on error. */
+/* Write statements and commits of any replica (corral_change_seq, 004_console_pg.sql: shared,
+ * immediate, and only moved by writes, so a console polling it does not see its own reads).
+ * 0 on error. */
 static int64_t c_change_counter(struct srv_store *st)
 {
 	_cleanup_res_ PGresult *res = NULL;
-	if (q_run(impl(st),
-	          "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint "
-	          "FROM pg_stat_user_tables",
-	          NULL, &res) < 0)
+	if (q_run(impl(st), "SELECT last_value FROM corral_change_seq", NULL, &res) < 0)
 		return 0;
 	return col_i64(res, 0, 0);
 }
@@ -2136,6 +2140,7 @@ int srv_store_pg_open(const char *url, struct srv_store **ret, char *err, size_t
 		return -ECONNREFUSED;
 	}
 	int r = migrate(s, err, errlen);
+	s->change_seq = r >= 0;
 	if (r >= 0 && (r = partitions_upkeep(s)) < 0)
 		snprintf(err, errlen, "creating event partitions: %s", PQerrorMessage(s->conn));
 	if (r < 0) {

@@ -1373,6 +1373,49 @@ static void fold_rows_clear(struct fold_rows *f)
 	f->n = 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80             ? 1
+	           : (s[0] & 0xe0) == 0xc0 ? 2
+	           : (s[0] & 0xf0) == 0xe0 ? 3
+	           : (s[0] & 0xf8) == 0xf0 ? 4
+	                                   : 0;
+	if (n == 2 && s[0] < 0xc2)
+		return 0; /* overlong */
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
+		return 0; /* overlong, surrogate */
+	if (n == 4 &&
+	    ((s[0] == 0xf0 && s[1] < 0x90) || s[0] > 0xf4 || (s[0] == 0xf4 && s[1] >= 0x90)))
+		return 0; /* overlong, beyond U+10FFFF */
+	return n;
+}
+
+/*
+ * A copy of s that PostgreSQL accepts as text: bytes that are not valid UTF-8 become '?'.
+ * Agents send these fields; one malformed name must not wedge the read model's queue (the
+ * whole chunk's INSERT would fail on every sync). NULL on allocation failure.
+ */
+static char *utf8_copy(const char *s)
+{
+	char *out = strdup(s ? s : "");
+	if (!out)
+		return NULL;
+	unsigned char *p = (unsigned char *)out;
+	while (*p) {
+		size_t n = utf8_seq_len(p);
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	return out;
+}
+
 static int fold_add(struct fold_rows *f, int64_t device, int64_t seq, const Corral__Event *ev)
 {
 	size_t i = f->n, b = i * SYNC_COLS;
@@ -1382,7 +1425,7 @@ static int fold_add(struct fold_rows *f, int64_t device, int64_t seq, const Corr
 		snprintf(f->num[i][k], sizeof(f->num[i][k]), "%lld", (long long)nums[k]);
 	const char *texts[3] = {ev->profile, ev->user, ev->session_id};
 	for (int k = 0; k < 3; k++) {
-		f->strs[i * 3 + k] = strdup(texts[k] ? texts[k] : "");
+		f->strs[i * 3 + k] = utf8_copy(texts[k]);
 		if (!f->strs[i * 3 + k]) {
 			for (int j = 0; j < k; j++)
 				free(f->strs[i * 3 + j]);
@@ -1456,10 +1499,13 @@ static int fold_rejection(struct store_pg *s, int64_t device, const Corral__Even
 	const Corral__PolicyRejected *pr = ev->policy_rejected;
 	if (ev->detail_case != CORRAL__EVENT__DETAIL_POLICY_REJECTED || !pr)
 		return 0;
+	_cleanup_free_ char *reason = utf8_copy(pr->reason);
+	if (!reason)
+		return -ENOMEM;
 	struct pgp p = {0};
 	p_i64(&p, device);
 	p_i64(&p, (int64_t)pr->version);
-	p_text(&p, pr->reason);
+	p_text(&p, reason);
 	p_i64(&p, ev->time_ms);
 	int r = q_run(s,
 	              "INSERT INTO console_devices(device, reject_version, reject_reason, "

@@ -530,8 +530,30 @@ static void test_pg_console_calls(void)
 	free(env);
 	CU_ASSERT_EQUAL(c->bundle_get(st, 99, &env, &len), -ENOENT);
 	CU_ASSERT(c->change_counter(st) > 0);
-	/* The suite's earlier violations (d1) are folded into the read model. */
-	CU_ASSERT(c->sync(st) >= 0);
+	/* The suite's earlier violations (d1) are folded into the read model, and one whose
+	 * profile is not UTF-8 does not wedge the queue: it is stored with '?' in its place. */
+	Corral__Violation v = CORRAL__VIOLATION__INIT;
+	Corral__Event ev = CORRAL__EVENT__INIT, *evs[1] = {&ev};
+	ev.seq = 900000;
+	ev.time_ms = util_now_ms();
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+	ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+	ev.violation = &v;
+	ev.profile = (char *)"bad\xff\xc3"
+	                     "x\xed\xa0\x80";
+	struct srv_device d;
+	CU_ASSERT_EQUAL_FATAL(st->ops->device_get(st, "d1", &d), 0);
+	Corral__ReportBatch b = CORRAL__REPORT_BATCH__INIT;
+	b.n_events = 1;
+	b.events = evs;
+	uint64_t acked;
+	CU_ASSERT_EQUAL(st->ops->report_store(st, &d, &b, util_now_ms(), &acked), 0);
+	CU_ASSERT(c->sync(st) >= 1);
+	CU_ASSERT_EQUAL(c->sync(st), 0);
+	struct srv_console_violation_filter vf = {.vkind = -1, .profile = "bad??x???", .limit = 5};
+	CU_ASSERT_EQUAL(c->violations(st, &vf, &j), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
 	CU_ASSERT_EQUAL(c->overview(st, util_now_sec(), 600, &j), 0);
 	CU_ASSERT(json_integer_value(json_object_get(j, "devices_total")) >= 1);
 	json_decref(j);

@@ -54,6 +54,7 @@ struct store_pg {
 	PGconn *conn;
 	char *url;
 	bool in_tx;
+	bool change_seq;        /* corral_change_seq exists (migrated) */
 	int64_t partitions_day; /* day for which upkeep last created partitions */
 
 	/* watch() */
@@ -220,6 +221,11 @@ static int st_commit(struct srv_store *st)
 	struct store_pg *s = impl(st);
 	int r = q_run(s, "COMMIT", NULL, NULL);
 	s->in_tx = false;
+	/* The change counter moved at each write statement, before this commit made the rows
+	 * visible: move it again now (004_console_pg.sql). Best effort, and absent while a
+	 * database is still being migrated to version 4. */
+	if (r >= 0 && s->change_seq)
+		(void)q_run(s, "SELECT nextval('corral_change_seq')", NULL, NULL);
 	return r;
 }
 
@@ -662,8 +668,9 @@ static int insert_chunk(struct store_pg *s, const struct srv_device *dev,
 	_cleanup_free_ int *fmt = calloc(np, sizeof(*fmt));
 	_cleanup_free_ char *nums = malloc(np * 24);
 	_cleanup_free_ uint8_t **packed = calloc(rows, sizeof(*packed));
-	/* "($1,$2,...,$7)," is at most 7 * 7 + 3 bytes per row; the first row has casts. */
-	size_t cap = 1024 + rows * 56;
+	/* "($1,$2,...,$7)," is at most 7 * 7 + 3 bytes per row; the first row has casts and
+	 * the fixed text around the rows is under 1 KiB. */
+	size_t cap = 2048 + rows * 56;
 	_cleanup_free_ char *sql = malloc(cap);
 	int r = 0;
 	if (!v || !len || !fmt || !nums || !packed || !sql)
@@ -706,13 +713,21 @@ static int insert_chunk(struct store_pg *s, const struct srv_device *dev,
 			                        base + 2, base + 3, base + 4, base + 5, base + 6,
 			                        base + 7);
 	}
-	snprintf(sql + off, cap - off,
-	         "), k AS (INSERT INTO event_keys(device, seq, time_ms) "
-	         "SELECT device, seq, time_ms FROM v ON CONFLICT DO NOTHING RETURNING device, seq) "
-	         "INSERT INTO events(device, seq, time_ms, kind, policy_version, received_ms, "
-	         "event) "
-	         "SELECT DISTINCT ON (v.seq) v.* FROM v JOIN k USING (device, seq) "
-	         "ORDER BY v.seq ON CONFLICT DO NOTHING RETURNING seq");
+	/* The events stored now that the console folds in (violations, rejections) are queued
+	 * for its read model in the same statement (see 004_console_pg.sql). */
+	snprintf(
+	        sql + off, cap - off,
+	        "), k AS (INSERT INTO event_keys(device, seq, time_ms) "
+	        "SELECT device, seq, time_ms FROM v ON CONFLICT DO NOTHING RETURNING device, seq), "
+	        "e AS (INSERT INTO events(device, seq, time_ms, kind, policy_version, received_ms, "
+	        "event) "
+	        "SELECT DISTINCT ON (v.seq) v.* FROM v JOIN k USING (device, seq) "
+	        "ORDER BY v.seq ON CONFLICT DO NOTHING RETURNING device, seq, time_ms, kind), "
+	        "q AS (INSERT INTO console_pending(device, seq, time_ms) "
+	        "SELECT device, seq, time_ms FROM e WHERE kind IN (%d, %d) ON CONFLICT DO NOTHING) "
+	        "SELECT seq FROM e",
+	        CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION,
+	        CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED);
 	PGresult *res = NULL;
 	r = q_run_n(s, sql, (int)np, v, len, fmt, &res);
 	if (r >= 0) {
@@ -1326,34 +1341,469 @@ fail:
 	return r < 0 ? r : -EIO;
 }
 
-static int console_unsupported(void)
+/* ---- console (store_console.h) -------------------------------------------------------------
+ *
+ * The same read model as the SQLite backend (002_console.sql, filled since 004_console_pg.sql):
+ * the report path queues new violations and rejections in console_pending, sync() decodes the
+ * queue into console_violations, the hourly rollup console_vhour and per-device counters in
+ * console_devices. The JSON is built by store_console_common.c, as for SQLite. Orderings that
+ * depend on text compare in the "C" collation, SQLite's byte order.
+ */
+
+#define SYNC_CHUNK 1000 /* rows per statement: 8 parameters each, far under 65535 */
+/* Per call: the store lock is held meanwhile, so a backlog is folded in over several
+ * requests rather than stalling device reports. */
+#define SYNC_MAX_ROWS 20000
+#define SYNC_COLS     8
+#define DEGRADED_LIST 20
+#define HOUR_MS       3600000LL
+
+/* Violation rows decoded from one chunk, as libpq text parameters. */
+struct fold_rows {
+	const char *v[SYNC_CHUNK * SYNC_COLS];
+	char num[SYNC_CHUNK][5][24];
+	char *strs[SYNC_CHUNK * 3]; /* profile, user, session copies */
+	size_t n;
+};
+
+static void fold_rows_clear(struct fold_rows *f)
 {
-	return -EOPNOTSUPP;
+	for (size_t i = 0; i < f->n * 3; i++)
+		free(f->strs[i]);
+	f->n = 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80             ? 1
+	           : (s[0] & 0xe0) == 0xc0 ? 2
+	           : (s[0] & 0xf0) == 0xe0 ? 3
+	           : (s[0] & 0xf8) == 0xf0 ? 4
+	                                   : 0;
+	if (n == 2 && s[0] < 0xc2)
+		return 0; /* overlong */
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
+		return 0; /* overlong, surrogate */
+	if (n == 4 &&
+	    ((s[0] == 0xf0 && s[1] < 0x90) || s[0] > 0xf4 || (s[0] == 0xf4 && s[1] >= 0x90)))
+		return 0; /* overlong, beyond U+10FFFF */
+	return n;
+}
+
+/*
+ * A copy of s that PostgreSQL accepts as text: bytes that are not valid UTF-8 become '?'.
+ * Agents send these fields; one malformed name must not wedge the read model's queue (the
+ * whole chunk's INSERT would fail on every sync). NULL on allocation failure.
+ */
+static char *utf8_copy(const char *s)
+{
+	char *out = strdup(s ? s : "");
+	if (!out)
+		return NULL;
+	unsigned char *p = (unsigned char *)out;
+	while (*p) {
+		size_t n = utf8_seq_len(p);
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	return out;
+}
+
+static int fold_add(struct fold_rows *f, int64_t device, int64_t seq, const Corral__Event *ev)
+{
+	size_t i = f->n, b = i * SYNC_COLS;
+	int64_t nums[5] = {device, seq, ev->time_ms, ev->violation ? (int)ev->violation->kind : 0,
+	                   (int64_t)ev->policy_version};
+	for (int k = 0; k < 5; k++)
+		snprintf(f->num[i][k], sizeof(f->num[i][k]), "%lld", (long long)nums[k]);
+	const char *texts[3] = {ev->profile, ev->user, ev->session_id};
+	for (int k = 0; k < 3; k++) {
+		f->strs[i * 3 + k] = utf8_copy(texts[k]);
+		if (!f->strs[i * 3 + k]) {
+			for (int j = 0; j < k; j++)
+				free(f->strs[i * 3 + j]);
+			return -ENOMEM;
+		}
+	}
+	/* Column order of console_violations. */
+	f->v[b + 0] = f->num[i][0];
+	f->v[b + 1] = f->num[i][1];
+	f->v[b + 2] = f->num[i][2];
+	f->v[b + 3] = f->num[i][3];
+	f->v[b + 4] = f->strs[i * 3 + 0];
+	f->v[b + 5] = f->strs[i * 3 + 1];
+	f->v[b + 6] = f->strs[i * 3 + 2];
+	f->v[b + 7] = f->num[i][4];
+	f->n++;
+	return 0;
+}
+
+/*
+ * Inserts the decoded violations; the rollups only move for rows that were new (a row folded
+ * before is not counted twice). Returns the number of new rows.
+ */
+static int fold_flush(struct store_pg *s, struct fold_rows *f)
+{
+	if (!f->n)
+		return 0;
+	size_t cap = 2048 + f->n * 48;
+	_cleanup_free_ char *sql = malloc(cap);
+	if (!sql)
+		return -ENOMEM;
+	size_t off = (size_t)snprintf(sql, cap,
+	                              "WITH v(device, seq, time_ms, vkind, profile, user_name, "
+	                              "session, policy_version) AS (VALUES ");
+	for (size_t i = 0; i < f->n; i++) {
+		size_t b = i * SYNC_COLS;
+		if (i == 0)
+			off += (size_t)snprintf(sql + off, cap - off,
+			                        "($1::bigint,$2::bigint,$3::bigint,$4::integer,"
+			                        "$5::text,$6::text,$7::text,$8::bigint)");
+		else
+			off += (size_t)snprintf(sql + off, cap - off,
+			                        ",($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", b + 1,
+			                        b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8);
+	}
+	/* Upserts in key order, so replicas folding at once lock rollup rows in one order. */
+	snprintf(sql + off, cap - off,
+	         "), n AS (INSERT INTO console_violations SELECT * FROM v ON CONFLICT DO NOTHING "
+	         "RETURNING *), "
+	         "h AS (INSERT INTO console_vhour(hour_ms, vkind, profile, user_name, n) "
+	         "SELECT time_ms - ((time_ms %% %lld) + %lld) %% %lld, vkind, profile, user_name, "
+	         "count(*) FROM n GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
+	         "ON CONFLICT (hour_ms, vkind, profile, user_name) DO UPDATE "
+	         "SET n = console_vhour.n + EXCLUDED.n), "
+	         "d AS (INSERT INTO console_devices(device, violations, last_violation_ms) "
+	         "SELECT device, count(*), max(time_ms) FROM n GROUP BY device ORDER BY device "
+	         "ON CONFLICT (device) DO UPDATE SET "
+	         "violations = console_devices.violations + EXCLUDED.violations, "
+	         "last_violation_ms = GREATEST(console_devices.last_violation_ms, "
+	         "EXCLUDED.last_violation_ms)) "
+	         "SELECT count(*) FROM n",
+	         HOUR_MS, HOUR_MS, HOUR_MS);
+	_cleanup_res_ PGresult *res = NULL;
+	int r = q_run_n(s, sql, (int)(f->n * SYNC_COLS), f->v, NULL, NULL, &res);
+	fold_rows_clear(f);
+	return r < 0 ? r : (int)col_i64(res, 0, 0);
+}
+
+static int fold_rejection(struct store_pg *s, int64_t device, const Corral__Event *ev)
+{
+	const Corral__PolicyRejected *pr = ev->policy_rejected;
+	if (ev->detail_case != CORRAL__EVENT__DETAIL_POLICY_REJECTED || !pr)
+		return 0;
+	_cleanup_free_ char *reason = utf8_copy(pr->reason);
+	if (!reason)
+		return -ENOMEM;
+	struct pgp p = {0};
+	p_i64(&p, device);
+	p_i64(&p, (int64_t)pr->version);
+	p_text(&p, reason);
+	p_i64(&p, ev->time_ms);
+	int r = q_run(s,
+	              "INSERT INTO console_devices(device, reject_version, reject_reason, "
+	              "reject_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (device) DO UPDATE SET "
+	              "reject_version = EXCLUDED.reject_version, "
+	              "reject_reason = EXCLUDED.reject_reason, reject_ms = EXCLUDED.reject_ms "
+	              "WHERE EXCLUDED.reject_version >= console_devices.reject_version",
+	              &p, NULL);
+	return r < 0 ? r : 1;
+}
+
+/* Takes up to SYNC_CHUNK queued events off the queue and folds them in. */
+static int sync_chunk(struct store_pg *s, struct fold_rows *f, int *ret_rows)
+{
+	struct pgp p = {0};
+	p_i64(&p, SYNC_CHUNK);
+	_cleanup_res_ PGresult *res = NULL;
+	/* SKIP LOCKED: another replica folding now keeps its rows, this one takes the rest. */
+	int r = q_run(s,
+	              "WITH p AS (DELETE FROM console_pending WHERE (device, seq) IN "
+	              "(SELECT device, seq FROM console_pending ORDER BY device, seq LIMIT $1 "
+	              "FOR UPDATE SKIP LOCKED) RETURNING device, seq, time_ms) "
+	              "SELECT p.device, p.seq, e.event FROM p LEFT JOIN events e ON "
+	              "e.device = p.device AND e.seq = p.seq AND e.time_ms = p.time_ms "
+	              "ORDER BY p.device, p.seq",
+	              &p, &res);
+	if (r < 0)
+		return r;
+	int rows = PQntuples(res), added = 0;
+	for (int i = 0; i < rows && r >= 0; i++) {
+		int64_t device = col_i64(res, i, 0), seq = col_i64(res, i, 1);
+		size_t len;
+		const uint8_t *blob = PQgetisnull(res, i, 2) ? NULL : col_blob(res, i, 2, &len);
+		Corral__Event *ev = blob ? corral__event__unpack(NULL, len, blob) : NULL;
+		if (ev && ev->kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION)
+			r = fold_add(f, device, seq, ev);
+		else if (ev && ev->kind == CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED &&
+		         (r = fold_rejection(s, device, ev)) > 0)
+			added += r;
+		if (ev)
+			corral__event__free_unpacked(ev, NULL);
+	}
+	if (r >= 0)
+		r = fold_flush(s, f);
+	fold_rows_clear(f);
+	if (r < 0)
+		return r;
+	*ret_rows = rows;
+	return added + r;
 }
 
 static int c_sync(struct srv_store *st)
 {
-	(void)st;
-	return console_unsupported();
+	struct store_pg *s = impl(st);
+	_cleanup_res_ PGresult *any = NULL;
+	int r = q_run(s, "SELECT 1 FROM console_pending LIMIT 1", NULL, &any);
+	if (r < 0)
+		return r;
+	if (PQntuples(any) == 0)
+		return 0; /* the common case: nothing new, no write transaction */
+	_cleanup_free_ struct fold_rows *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	int done = 0, rows = 0;
+	r = st_begin(st);
+	while (r >= 0) {
+		r = sync_chunk(s, f, &rows);
+		if (r >= 0)
+			done += rows;
+		if (r < 0 || rows < SYNC_CHUNK || done >= SYNC_MAX_ROWS)
+			break;
+	}
+	if (r >= 0)
+		r = st_commit(st);
+	if (r < 0) {
+		st_rollback(st);
+		return r;
+	}
+	return done;
+}
+
+/* Every device with its state; $1 = now (s), $2 = not-seen threshold (s). The CASE tests in
+ * srv_console_classify()'s order (store_console_common.c): keep the two in step. */
+#define PG_DEVICE_STATE_SQL                                                                    \
+	"SELECT d.device_id, d.group_name, d.hostname, d.agent_version, d.enrolled_at, "       \
+	"d.cert_expires_at, d.revoked_at, d.acked_seq, d.last_seen, d.heartbeat_at, "          \
+	"d.policy_version, d.trust_root_version, d.freshness, d.kernel_release, "              \
+	"d.features_requested, d.features_enforced, d.cert_serial, coalesce(h.v, 0) AS head, " \
+	"coalesce(c.violations, 0) AS violations, coalesce(c.reject_version, 0) AS rej_v, "    \
+	"coalesce(c.reject_reason, '') AS rej_reason, coalesce(c.reject_ms, 0) AS rej_ms, "    \
+	"CASE WHEN d.revoked_at IS NOT NULL THEN 'revoked' "                                   \
+	"WHEN GREATEST(d.last_seen, d.enrolled_at) < $1::bigint - $2::bigint THEN 'not-seen' " \
+	"WHEN d.heartbeat_at = 0 THEN 'pending' "                                              \
+	"WHEN coalesce(c.reject_version, 0) > d.policy_version THEN 'failing' "                \
+	"WHEN d.freshness = 2 THEN 'stale' "                                                   \
+	"WHEN d.policy_version < coalesce(h.v, 0) THEN 'out-of-date' "                         \
+	"WHEN d.features_missing <> '' THEN 'degraded' "                                       \
+	"ELSE 'compliant' END AS state, d.features_missing "                                   \
+	"FROM devices d LEFT JOIN (SELECT group_name, max(version) AS v FROM publications "    \
+	"GROUP BY group_name) h ON h.group_name = d.group_name "                               \
+	"LEFT JOIN console_devices c ON c.device = d.id"
+
+/* Columns of PG_DEVICE_STATE_SQL. */
+enum {
+	PD_ID,
+	PD_GROUP,
+	PD_HOST,
+	PD_AGENT,
+	PD_ENROLLED,
+	PD_CERT_EXP,
+	PD_REVOKED,
+	PD_ACKED,
+	PD_SEEN,
+	PD_HEARTBEAT,
+	PD_POLICY,
+	PD_ROOT,
+	PD_FRESH,
+	PD_KERNEL,
+	PD_FREQ,
+	PD_FENF,
+	PD_SERIAL,
+	PD_HEAD,
+	PD_VIOLATIONS,
+	PD_REJ_V,
+	PD_REJ_REASON,
+	PD_REJ_MS,
+	PD_STATE,
+	PD_MISSING,
+};
+
+static json_t *console_device_json(const PGresult *res, int i)
+{
+	struct srv_console_device_row row = {
+	        .device_id = col_text(res, i, PD_ID),
+	        .group = col_text(res, i, PD_GROUP),
+	        .hostname = col_text(res, i, PD_HOST),
+	        .agent_version = col_text(res, i, PD_AGENT),
+	        .kernel_release = col_text(res, i, PD_KERNEL),
+	        .cert_serial = col_text(res, i, PD_SERIAL),
+	        .features_requested = col_text(res, i, PD_FREQ),
+	        .features_enforced = col_text(res, i, PD_FENF),
+	        .features_missing = col_text(res, i, PD_MISSING),
+	        .state = col_text(res, i, PD_STATE),
+	        .reject_reason = col_text(res, i, PD_REJ_REASON),
+	        .revoked = !PQgetisnull(res, i, PD_REVOKED),
+	        .freshness = (int)col_i64(res, i, PD_FRESH),
+	        .enrolled_at = col_i64(res, i, PD_ENROLLED),
+	        .cert_expires_at = col_i64(res, i, PD_CERT_EXP),
+	        .revoked_at = col_i64(res, i, PD_REVOKED),
+	        .acked_seq = col_i64(res, i, PD_ACKED),
+	        .last_seen = col_i64(res, i, PD_SEEN),
+	        .heartbeat_at = col_i64(res, i, PD_HEARTBEAT),
+	        .policy_version = col_i64(res, i, PD_POLICY),
+	        .trust_root_version = col_i64(res, i, PD_ROOT),
+	        .head_version = col_i64(res, i, PD_HEAD),
+	        .violations = col_i64(res, i, PD_VIOLATIONS),
+	        .reject_version = col_i64(res, i, PD_REJ_V),
+	        .reject_ms = col_i64(res, i, PD_REJ_MS),
+	};
+	return srv_console_device_json(&row);
 }
 
 static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, json_t **ret)
 {
-	(void)st, (void)now, (void)not_seen_sec, (void)ret;
-	return console_unsupported();
+	struct store_pg *s = impl(st);
+	_cleanup_res_ PGresult *g = NULL, *q = NULL, *dg = NULL;
+	struct srv_console_overview *ov = NULL;
+	json_t *out = NULL;
+	int r = srv_console_overview_new(&ov);
+	if (r < 0)
+		return r;
+	/* Every group with its newest version, even without devices. */
+	if ((r = q_run(s,
+	               "SELECT name, coalesce((SELECT max(version) FROM publications p WHERE "
+	               "p.group_name = g.name), 0) FROM groups g ORDER BY name COLLATE \"C\"",
+	               NULL, &g)) < 0)
+		goto out;
+	for (int i = 0; i < PQntuples(g); i++)
+		if ((r = srv_console_overview_group(ov, col_text(g, i, 0), col_i64(g, i, 1))) < 0)
+			goto out;
+	/* One plain scan, classified by srv_console_classify() as on SQLite. */
+	struct pgp p = {0};
+	p_i64(&p, now);
+	p_i64(&p, not_seen_sec);
+	if ((r = q_run(s,
+	               "SELECT d.group_name, d.policy_version, d.revoked_at IS NOT NULL, "
+	               "GREATEST(d.last_seen, d.enrolled_at) < $1::bigint - $2::bigint, "
+	               "d.heartbeat_at = 0, coalesce(c.reject_version, 0) > d.policy_version, "
+	               "d.freshness = 2, d.features_missing <> '' "
+	               "FROM devices d LEFT JOIN console_devices c ON c.device = d.id",
+	               &p, &q)) < 0)
+		goto out;
+	for (int i = 0; i < PQntuples(q); i++)
+		if ((r = srv_console_overview_device(ov, col_text(q, i, 0), col_i64(q, i, 1),
+		                                     col_i64(q, i, 2), col_i64(q, i, 3),
+		                                     col_i64(q, i, 4), col_i64(q, i, 5),
+		                                     col_i64(q, i, 6), col_i64(q, i, 7))) < 0)
+			goto out;
+	if (!(out = srv_console_overview_json(ov))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* The first few devices enforcing less than they asked for, in id order. */
+	p_i64(&p, DEGRADED_LIST);
+	if ((r = q_run(s,
+	               "SELECT * FROM (" PG_DEVICE_STATE_SQL
+	               ") x WHERE revoked_at IS NULL AND features_requested <> features_enforced "
+	               "ORDER BY device_id COLLATE \"C\" LIMIT $3",
+	               &p, &dg)) < 0)
+		goto out;
+	json_t *deg = json_object_get(out, "degraded");
+	for (int i = 0; i < PQntuples(dg); i++)
+		json_array_append_new(deg, console_device_json(dg, i));
+	*ret = out;
+	out = NULL;
+out:
+	srv_console_overview_free(ov);
+	json_decref(out);
+	return r;
+}
+
+/* WHERE of the device list over PG_DEVICE_STATE_SQL's columns; $3..$5 are the filters. */
+#define PG_DEVICE_FILTER                                                                    \
+	"WHERE ($3::text IS NULL OR group_name = $3) AND ($4::text IS NULL OR state = $4) " \
+	"AND ($5::text IS NULL OR strpos(device_id, $5) > 0 OR strpos(hostname, $5) > 0)"
+
+static void device_filter_params(struct pgp *p, const struct srv_console_device_filter *f)
+{
+	p_i64(p, f->now);
+	p_i64(p, f->not_seen_sec);
+	if (f->group)
+		p_text(p, f->group);
+	else
+		p_null(p);
+	if (f->state)
+		p_text(p, f->state);
+	else
+		p_null(p);
+	if (f->search && f->search[0])
+		p_text(p, f->search);
+	else
+		p_null(p);
 }
 
 static int c_devices(struct srv_store *st, const struct srv_console_device_filter *f, json_t **ret)
 {
-	(void)st, (void)f, (void)ret;
-	return console_unsupported();
+	struct store_pg *s = impl(st);
+	struct pgp p = {0};
+	device_filter_params(&p, f);
+	p_i64(&p, f->limit);
+	p_i64(&p, f->offset);
+	_cleanup_res_ PGresult *res = NULL;
+	int r = q_run(s,
+	              "SELECT *, count(*) OVER () FROM (" PG_DEVICE_STATE_SQL
+	              ") x " PG_DEVICE_FILTER
+	              " ORDER BY device_id COLLATE \"C\" LIMIT $6 OFFSET $7",
+	              &p, &res);
+	if (r < 0)
+		return r;
+	json_t *items = json_array();
+	int64_t total = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		total = col_i64(res, i, PD_MISSING + 1);
+		json_array_append_new(items, console_device_json(res, i));
+	}
+	/* A page past the end still reports the total (count() OVER () saw no row). */
+	if (PQntuples(res) == 0 && f->offset > 0) {
+		struct pgp c = {0};
+		device_filter_params(&c, f);
+		_cleanup_res_ PGresult *cres = NULL;
+		r = q_run(s, "SELECT count(*) FROM (" PG_DEVICE_STATE_SQL ") x " PG_DEVICE_FILTER,
+		          &c, &cres);
+		if (r < 0) {
+			json_decref(items);
+			return r;
+		}
+		total = col_i64(cres, 0, 0);
+	}
+	*ret = json_pack("{sI sI so}", "total", (json_int_t)total, "offset", (json_int_t)f->offset,
+	                 "items", items);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int c_device(struct srv_store *st, const char *device_id, int64_t now, int64_t not_seen_sec,
                     json_t **ret)
 {
-	(void)st, (void)device_id, (void)now, (void)not_seen_sec, (void)ret;
-	return console_unsupported();
+	struct pgp p = {0};
+	p_i64(&p, now);
+	p_i64(&p, not_seen_sec);
+	p_text(&p, device_id);
+	_cleanup_res_ PGresult *res = NULL;
+	int r = q_run(impl(st), PG_DEVICE_STATE_SQL " WHERE d.device_id = $3", &p, &res);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	*ret = console_device_json(res, 0);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* A session is looked for among the device's newest events only (bounded work). */
@@ -1396,18 +1846,177 @@ static int c_device_events(struct srv_store *st, const char *device_id, const ch
 	return 0;
 }
 
+/*
+ * The WHERE of a violations query, numbering only the parameters it uses (PostgreSQL cannot
+ * type one the text never mentions); appends their values to p in the same order.
+ */
+static int violation_where(const struct srv_console_violation_filter *f, int64_t device,
+                           bool has_device, struct pgp *p, char *buf, size_t len)
+{
+	size_t off = 0;
+	int n;
+	p_i64(p, f->since_ms);
+	n = snprintf(buf, len, "v.time_ms >= $%d", p->n);
+	off = n > 0 ? (size_t)n : 0;
+#define WHERE_ADD(cond, fmt, push)                                                     \
+	do {                                                                           \
+		if (cond) {                                                            \
+			push;                                                          \
+			n = snprintf(buf + off, off < len ? len - off : 0, fmt, p->n); \
+			off += n > 0 ? (size_t)n : 0;                                  \
+		}                                                                      \
+	} while (0)
+	WHERE_ADD(f->until_ms, " AND v.time_ms < $%d", p_i64(p, f->until_ms));
+	WHERE_ADD(has_device, " AND v.device = $%d", p_i64(p, device));
+	WHERE_ADD(f->vkind >= 0, " AND v.vkind = $%d", p_i64(p, f->vkind));
+	WHERE_ADD(f->profile, " AND v.profile = $%d", p_text(p, f->profile));
+	WHERE_ADD(f->user, " AND v.user_name = $%d", p_text(p, f->user));
+	WHERE_ADD(f->session, " AND v.session = $%d", p_text(p, f->session));
+#undef WHERE_ADD
+	return off >= len ? -ENAMETOOLONG : 0;
+}
+
 static int c_violations(struct srv_store *st, const struct srv_console_violation_filter *f,
                         json_t **ret)
 {
-	(void)st, (void)f, (void)ret;
-	return console_unsupported();
+	struct store_pg *s = impl(st);
+	int64_t device = 0;
+	int r;
+	if (f->device_id) {
+		struct srv_device d;
+		r = st_device_get(st, f->device_id, &d);
+		if (r == -ENOENT) {
+			*ret = json_pack("{si sI s[]}", "total", 0, "offset", (json_int_t)f->offset,
+			                 "items");
+			return *ret ? 0 : -ENOMEM;
+		}
+		if (r < 0)
+			return r;
+		device = d.rowid;
+	}
+	char where[512], sql[2048];
+	struct pgp p = {0};
+	if ((r = violation_where(f, device, f->device_id != NULL, &p, where, sizeof(where))) < 0)
+		return r;
+	_cleanup_res_ PGresult *c = NULL, *q = NULL;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM console_violations v WHERE %s", where);
+	if ((r = q_run(s, sql, &p, &c)) < 0)
+		return r;
+	int64_t total = col_i64(c, 0, 0);
+	int lim = p.n + 1;
+	p_i64(&p, f->limit);
+	p_i64(&p, f->offset);
+	snprintf(sql, sizeof(sql),
+	         "SELECT d.device_id, d.hostname, e.received_ms, e.event FROM "
+	         "(SELECT v.device, v.seq, v.time_ms FROM console_violations v WHERE %s "
+	         "ORDER BY v.time_ms DESC, v.device, v.seq DESC LIMIT $%d OFFSET $%d) p "
+	         "JOIN devices d ON d.id = p.device "
+	         "JOIN events e ON e.device = p.device AND e.seq = p.seq AND e.time_ms = p.time_ms "
+	         "ORDER BY p.time_ms DESC, p.device, p.seq DESC",
+	         where, lim, lim + 1);
+	if ((r = q_run(s, sql, &p, &q)) < 0)
+		return r;
+	json_t *items = json_array();
+	for (int i = 0; i < PQntuples(q); i++) {
+		size_t len;
+		const uint8_t *b = col_blob(q, i, 3, &len);
+		json_t *ev = srv_console_event_json(b, len);
+		if (!ev)
+			continue;
+		json_object_set_new(ev, "device_id", json_string(col_text(q, i, 0)));
+		json_object_set_new(ev, "hostname", json_string(col_text(q, i, 1)));
+		json_object_set_new(ev, "received_ms", json_integer(col_i64(q, i, 2)));
+		json_array_append_new(items, ev);
+	}
+	*ret = json_pack("{sI sI so}", "total", (json_int_t)total, "offset", (json_int_t)f->offset,
+	                 "items", items);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int group_counts(struct store_pg *s, const char *col, int64_t since, int64_t until,
+                        json_t *out, const char *name)
+{
+	char sql[512];
+	/* Ties in key order, as the SQLite backend breaks them. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s, sum(n)::bigint AS t FROM console_vhour WHERE hour_ms >= $1 "
+	         "AND hour_ms < $2 GROUP BY %s ORDER BY t DESC, %s%s LIMIT 50",
+	         col, col, col, strcmp(col, "vkind") == 0 ? "" : " COLLATE \"C\"");
+	struct pgp p = {0};
+	p_i64(&p, since);
+	p_i64(&p, until);
+	_cleanup_res_ PGresult *res = NULL;
+	int r = q_run(s, sql, &p, &res);
+	if (r < 0)
+		return r;
+	json_t *arr = json_array();
+	bool is_kind = strcmp(col, "vkind") == 0;
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(
+		        arr, json_pack("{ss sI}", "key",
+		                       is_kind ? srv_console_vkind_name((int)col_i64(res, i, 0))
+		                               : col_text(res, i, 0),
+		                       "n", col_i64(res, i, 1)));
+	json_object_set_new(out, name, arr);
+	return 0;
 }
 
 static int c_violation_stats(struct srv_store *st, int64_t since_ms, int64_t until_ms,
                              int64_t bucket_ms, json_t **ret)
 {
-	(void)st, (void)since_ms, (void)until_ms, (void)bucket_ms, (void)ret;
-	return console_unsupported();
+	struct store_pg *s = impl(st);
+	/* The rollup is hourly: round the window out to whole hours (as on SQLite). */
+	int64_t since = since_ms - ((since_ms % HOUR_MS) + HOUR_MS) % HOUR_MS;
+	int64_t until = until_ms ? until_ms : INT64_MAX;
+	if (bucket_ms < HOUR_MS)
+		bucket_ms = HOUR_MS;
+	bucket_ms -= bucket_ms % HOUR_MS;
+	json_t *out = json_pack("{sI sI sI}", "since_ms", (json_int_t)since, "until_ms",
+	                        (json_int_t)until_ms, "bucket_ms", (json_int_t)bucket_ms);
+	if (!out)
+		return -ENOMEM;
+	_cleanup_res_ PGresult *q = NULL, *d = NULL;
+	struct pgp p = {0};
+	p_i64(&p, since);
+	p_i64(&p, until);
+	p_i64(&p, bucket_ms);
+	int r = q_run(s,
+	              "SELECT (hour_ms - $1::bigint) / $3::bigint * $3::bigint + $1::bigint AS t, "
+	              "sum(n)::bigint FROM console_vhour WHERE hour_ms >= $1::bigint "
+	              "AND hour_ms < $2::bigint GROUP BY t ORDER BY t",
+	              &p, &q);
+	if (r < 0)
+		goto fail;
+	json_t *series = json_array();
+	int64_t total = 0;
+	for (int i = 0; i < PQntuples(q); i++) {
+		total += col_i64(q, i, 1);
+		json_array_append_new(
+		        series, json_pack("{sI sI}", "t", col_i64(q, i, 0), "n", col_i64(q, i, 1)));
+	}
+	json_object_set_new(out, "series", series);
+	json_object_set_new(out, "total", json_integer(total));
+	if ((r = group_counts(s, "vkind", since, until, out, "by_kind")) < 0 ||
+	    (r = group_counts(s, "profile", since, until, out, "by_profile")) < 0 ||
+	    (r = group_counts(s, "user_name", since, until, out, "by_user")) < 0)
+		goto fail;
+	if ((r = q_run(s,
+	               "SELECT d.device_id, d.hostname, c.violations FROM console_devices c "
+	               "JOIN devices d ON d.id = c.device WHERE c.violations > 0 "
+	               "ORDER BY c.violations DESC, d.device_id COLLATE \"C\" LIMIT 10",
+	               NULL, &d)) < 0)
+		goto fail;
+	json_t *by_dev = json_array();
+	for (int i = 0; i < PQntuples(d); i++)
+		json_array_append_new(by_dev,
+		                      json_pack("{ss ss sI}", "key", col_text(d, i, 0), "hostname",
+		                                col_text(d, i, 1), "n", col_i64(d, i, 2)));
+	json_object_set_new(out, "by_device", by_dev);
+	*ret = out;
+	return 0;
+fail:
+	json_decref(out);
+	return r;
 }
 
 static int c_bundle_get(struct srv_store *st, uint64_t version, uint8_t **ret_env, size_t *ret_len)
@@ -1499,15 +2108,13 @@ static int c_metrics(struct srv_store *st, json_t **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Rows written by any replica (the statistics collector's counters: cheap, shared, and only
- * moved by writes, so a console polling it does not see its own reads). 0 on error. */
+/* Write statements and commits of any replica (corral_change_seq, 004_console_pg.sql: shared,
+ * immediate, and only moved by writes, so a console polling it does not see its own reads).
+ * 0 on error. */
 static int64_t c_change_counter(struct srv_store *st)
 {
 	_cleanup_res_ PGresult *res = NULL;
-	if (q_run(impl(st),
-	          "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint "
-	          "FROM pg_stat_user_tables",
-	          NULL, &res) < 0)
+	if (q_run(impl(st), "SELECT last_value FROM corral_change_seq", NULL, &res) < 0)
 		return 0;
 	return col_i64(res, 0, 0);
 }
@@ -1579,6 +2186,7 @@ int srv_store_pg_open(const char *url, struct srv_store **ret, char *err, size_t
 		return -ECONNREFUSED;
 	}
 	int r = migrate(s, err, errlen);
+	s->change_seq = r >= 0;
 	if (r >= 0 && (r = partitions_upkeep(s)) < 0)
 		snprintf(err, errlen, "creating event partitions: %s", PQerrorMessage(s->conn));
 	if (r < 0) {

@@ -4,8 +4,9 @@
  * (always), and the PostgreSQL backend directly (with CORRAL_TEST_DATABASE from pg-cluster.sh
  * run; those tests skip without it): migrations (idempotent, and -EPROTO for a newer schema),
  * a refused connection, atomic token uses across two connections, (device, seq) idempotency
- * whatever the time, partitions and retention, LISTEN/NOTIFY delivery between two handles, and
- * the config keys of the scale-out (database, event_retention).
+ * whatever the time, partitions and retention, LISTEN/NOTIFY delivery between two handles, the
+ * config keys of the scale-out (database, event_retention), and the console's calls answering
+ * with the same JSON on both backends for one fleet covering every device state.
  */
 #include "harness.h"
 
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *g_dir;
@@ -528,10 +530,309 @@ static void test_pg_console_calls(void)
 	free(env);
 	CU_ASSERT_EQUAL(c->bundle_get(st, 99, &env, &len), -ENOENT);
 	CU_ASSERT(c->change_counter(st) > 0);
-	/* Not ported yet (docs/scaling.md): refused, never a wrong answer. */
-	CU_ASSERT_EQUAL(c->sync(st), -EOPNOTSUPP);
-	CU_ASSERT_EQUAL(c->overview(st, util_now_sec(), 600, &j), -EOPNOTSUPP);
+	/* The suite's earlier violations (d1) are folded into the read model, and one whose
+	 * profile is not UTF-8 does not wedge the queue: it is stored with '?' in its place. */
+	Corral__Violation v = CORRAL__VIOLATION__INIT;
+	Corral__Event ev = CORRAL__EVENT__INIT, *evs[1] = {&ev};
+	ev.seq = 900000;
+	ev.time_ms = util_now_ms();
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+	ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+	ev.violation = &v;
+	ev.profile = (char *)"bad\xff\xc3"
+	                     "x\xed\xa0\x80";
+	struct srv_device d;
+	CU_ASSERT_EQUAL_FATAL(st->ops->device_get(st, "d1", &d), 0);
+	Corral__ReportBatch b = CORRAL__REPORT_BATCH__INIT;
+	b.n_events = 1;
+	b.events = evs;
+	uint64_t acked;
+	CU_ASSERT_EQUAL(st->ops->report_store(st, &d, &b, util_now_ms(), &acked), 0);
+	CU_ASSERT(c->sync(st) >= 1);
+	CU_ASSERT_EQUAL(c->sync(st), 0);
+	struct srv_console_violation_filter vf = {.vkind = -1, .profile = "bad??x???", .limit = 5};
+	CU_ASSERT_EQUAL(c->violations(st, &vf, &j), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
+	CU_ASSERT_EQUAL(c->overview(st, util_now_sec(), 600, &j), 0);
+	CU_ASSERT(json_integer_value(json_object_get(j, "devices_total")) >= 1);
+	json_decref(j);
 	st->ops->close(st);
+}
+
+/* ---- backend parity: the console's calls answer alike on SQLite and PostgreSQL ------------ */
+
+#define PARITY_NOW 1790000000LL /* fixed clock: both stores see the same times */
+
+struct parity_dev {
+	const char *id, *group;
+	int64_t last_seen_ms; /* 0 = never heartbeats */
+	uint64_t policy;
+	int freshness;
+	bool degraded, revoke;
+};
+
+static const struct parity_dev parity_devs[] = {
+        {"dev-a", "g", PARITY_NOW * 1000, 2, 1, false, false},          /* compliant */
+        {"dev-B", "g", PARITY_NOW * 1000, 1, 1, false, false},          /* out-of-date */
+        {"dev-c", "g", PARITY_NOW * 1000, 2, 2, false, false},          /* stale */
+        {"dev_d", "g", PARITY_NOW * 1000, 2, 1, true, false},           /* degraded */
+        {"dev-e", "h", 0, 0, 0, false, false},                          /* pending */
+        {"dev-f", "h", (PARITY_NOW - 7200) * 1000, 1, 1, false, false}, /* not-seen */
+        {"dev-g", "h", PARITY_NOW * 1000, 1, 1, false, true},           /* revoked */
+        {"dev-h", "h", PARITY_NOW * 1000, 1, 1, false, false},          /* failing (rejects 3) */
+};
+
+static int parity_report(struct srv_store *st, const char *dev, Corral__Event **evs, size_t n,
+                         int64_t now_ms)
+{
+	struct srv_device d;
+	int r = st->ops->device_get(st, dev, &d);
+	if (r < 0)
+		return r;
+	Corral__ReportBatch b = CORRAL__REPORT_BATCH__INIT;
+	b.n_events = n;
+	b.events = evs;
+	uint64_t acked;
+	return st->ops->report_store(st, &d, &b, now_ms, &acked);
+}
+
+/* The same fleet, policies and events into either backend. */
+static int parity_fill(struct srv_store *st)
+{
+	const int64_t now = PARITY_NOW;
+	static const uint8_t env[4] = {1, 2, 3, 4};
+	int r;
+	if ((r = st->ops->group_create(st, "g", "test", now)) < 0 ||
+	    (r = st->ops->group_create(st, "h", "test", now)) < 0 ||
+	    (r = st->ops->group_create(st, "empty", "test", now)) < 0 ||
+	    (r = st->ops->publish(st, "g", 1, env, 4, now, now + 86400, "t", now * 1000)) < 0 ||
+	    (r = st->ops->publish(st, "g", 2, env, 4, now, now + 86400, "t", now * 1000)) < 0 ||
+	    (r = st->ops->publish(st, "h", 1, env, 4, now, now + 86400, "t", now * 1000)) < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(parity_devs); i++) {
+		const struct parity_dev *p = &parity_devs[i];
+		char tok[32];
+		snprintf(tok, sizeof(tok), "tok-%zu", i);
+		r = st->ops->enroll_token_add(st, tok, p->group, g_sha, 1, now + 3600, "test", now);
+		if (r < 0)
+			return r;
+		struct srv_enroll_in in = {.token_id = tok,
+		                           .secret_sha256 = g_sha,
+		                           .device_id = p->id,
+		                           .hostname = i % 2 ? "host-odd" : "host-even",
+		                           .agent_version = "v",
+		                           .cert_serial = "00",
+		                           .cert_expires_at = now + 86400,
+		                           .now = p->last_seen_ms ? now - 7200 : now};
+		enum srv_enroll_result res;
+		char group[SRV_ID_MAX];
+		if ((r = st->ops->enroll(st, &in, &res, group)) < 0)
+			return r;
+		if (!p->last_seen_ms)
+			continue;
+		Corral__KernelFeatures req = CORRAL__KERNEL_FEATURES__INIT,
+		                       enf = CORRAL__KERNEL_FEATURES__INIT;
+		req.landlock_abi = 3;
+		req.seccomp = true;
+		enf.landlock_abi = p->degraded ? 1 : 3;
+		enf.seccomp = true;
+		Corral__Heartbeat hb = CORRAL__HEARTBEAT__INIT;
+		hb.policy_version = p->policy;
+		hb.freshness = (Corral__Freshness)p->freshness;
+		hb.requested = &req;
+		hb.enforced = &enf;
+		hb.agent_version = (char *)"1.0";
+		hb.kernel_release = (char *)"6.18";
+		Corral__Event ev[8], *evs[8];
+		Corral__Violation viol[5];
+		Corral__PolicyRejected rej = CORRAL__POLICY_REJECTED__INIT;
+		size_t n = 0;
+		corral__event__init(&ev[n]);
+		ev[n].seq = n + 1;
+		ev[n].time_ms = p->last_seen_ms;
+		ev[n].kind = CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT;
+		ev[n].detail_case = CORRAL__EVENT__DETAIL_HEARTBEAT;
+		ev[n].heartbeat = &hb;
+		n++;
+		/* Violations spread over three hours, kinds, profiles, users and sessions. */
+		for (size_t k = 0; k < 5 && i != 4; k++, n++) {
+			corral__violation__init(&viol[k]);
+			viol[k].kind = (Corral__ViolationKind)(1 + (i + k) % 4);
+			viol[k].target = (char *)"/etc/shadow";
+			corral__event__init(&ev[n]);
+			ev[n].seq = n + 1;
+			ev[n].time_ms = (now - 3600 * (int64_t)(k % 3)) * 1000 - (int64_t)i;
+			ev[n].kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+			ev[n].detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+			ev[n].violation = &viol[k];
+			ev[n].profile = (char *)(k % 2 ? "claude" : "codex");
+			ev[n].user = (char *)(i % 3 ? "alice" : "bob");
+			ev[n].session_id = (char *)(k < 2 ? "s-1" : "s-2");
+			ev[n].policy_version = p->policy;
+		}
+		if (strcmp(p->id, "dev-h") == 0) {
+			rej.reason = (char *)"bad-signature";
+			rej.version = 3;
+			corral__event__init(&ev[n]);
+			ev[n].seq = n + 1;
+			ev[n].time_ms = now * 1000;
+			ev[n].kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED;
+			ev[n].detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
+			ev[n].policy_rejected = &rej;
+			n++;
+		}
+		for (size_t k = 0; k < n; k++)
+			evs[k] = &ev[k];
+		if ((r = parity_report(st, p->id, evs, n, p->last_seen_ms)) < 0)
+			return r;
+		if (p->revoke && (r = st->ops->device_revoke(st, p->id, now)) < 0)
+			return r;
+	}
+	return st->ops->console->sync(st);
+}
+
+/* Compares one call's JSON across the backends; prints both on a difference. */
+static void parity_check(const char *what, int r1, json_t *a, int r2, json_t *b)
+{
+	CU_ASSERT_EQUAL(r1, r2);
+	bool same = (r1 < 0 && r2 < 0) || json_equal(a, b);
+	if (!same) {
+		_cleanup_free_ char *sa = a ? json_dumps(a, JSON_SORT_KEYS) : NULL;
+		_cleanup_free_ char *sb = b ? json_dumps(b, JSON_SORT_KEYS) : NULL;
+		fprintf(stderr, "%s differs:\n sqlite: %s\n pg:     %s\n", what, sa ? sa : "-",
+		        sb ? sb : "-");
+	}
+	CU_ASSERT(same);
+	json_decref(a);
+	json_decref(b);
+}
+
+static void test_console_parity(void)
+{
+	if (!g_db)
+		HARNESS_SKIP("CORRAL_TEST_DATABASE not set");
+	/* A database of its own next to the suite's (same cluster, same credentials). */
+	CU_ASSERT_EQUAL_FATAL(pg_exec("DROP DATABASE IF EXISTS corral_parity"), 0);
+	CU_ASSERT_EQUAL_FATAL(pg_exec("CREATE DATABASE corral_parity"), 0);
+	const char *q = strchr(g_db, '?');
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	char url[700], dir[700], path[800];
+	snprintf(url, sizeof(url), "postgresql:///corral_parity%s", q);
+	snprintf(dir, sizeof(dir), "%s/parity", g_dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "sqlite:%s/parity.db", dir);
+	struct srv_store *sl = open_url(path), *pg = open_url(url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sl);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pg);
+	int n1 = parity_fill(sl), n2 = parity_fill(pg);
+	CU_ASSERT(n1 > 0);
+	CU_ASSERT_EQUAL(n1, n2);
+	const struct srv_console_store_ops *a = sl->ops->console, *b = pg->ops->console;
+	/* Folded already: nothing more to do on either. */
+	CU_ASSERT_EQUAL(a->sync(sl), 0);
+	CU_ASSERT_EQUAL(b->sync(pg), 0);
+	json_t *ja = NULL, *jb = NULL;
+	int r1, r2;
+	const int64_t now = PARITY_NOW, ns = 3600;
+	r1 = a->overview(sl, now, ns, &ja);
+	r2 = b->overview(pg, now, ns, &jb);
+	CU_ASSERT_EQUAL(r1, 0);
+	/* Every state is represented once, so the classifier is exercised whole. */
+	json_t *states = r1 == 0 ? json_object_get(ja, "states") : NULL;
+	const char *names[] = {"compliant", "degraded", "out-of-date", "stale",
+	                       "failing",   "pending",  "not-seen",    "revoked"};
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(states, names[i])), 1);
+	parity_check("overview", r1, ja, r2, jb);
+	struct srv_console_device_filter df[] = {
+	        {.now = now, .not_seen_sec = ns, .limit = 100},
+	        {.now = now, .not_seen_sec = ns, .limit = 3, .offset = 2},
+	        {.now = now, .not_seen_sec = ns, .limit = 3, .offset = 50},
+	        {.group = "h", .now = now, .not_seen_sec = ns, .limit = 100},
+	        {.state = "failing", .now = now, .not_seen_sec = ns, .limit = 100},
+	        {.search = "odd", .now = now, .not_seen_sec = ns, .limit = 100},
+	        {.search = "dev_", .now = now, .not_seen_sec = ns, .limit = 100},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(df); i++) {
+		r1 = a->devices(sl, &df[i], &ja);
+		r2 = b->devices(pg, &df[i], &jb);
+		CU_ASSERT_EQUAL(r1, 0);
+		parity_check("devices", r1, ja, r2, jb);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(parity_devs); i++) {
+		r1 = a->device(sl, parity_devs[i].id, now, ns, &ja);
+		r2 = b->device(pg, parity_devs[i].id, now, ns, &jb);
+		CU_ASSERT_EQUAL(r1, 0);
+		parity_check("device", r1, ja, r2, jb);
+	}
+	r1 = a->device(sl, "nobody", now, ns, &ja);
+	r2 = b->device(pg, "nobody", now, ns, &jb);
+	CU_ASSERT_EQUAL(r2, -ENOENT);
+	parity_check("device nobody", r1, NULL, r2, NULL);
+	struct srv_console_violation_filter vf[] = {
+	        {.vkind = -1, .limit = 100},
+	        {.vkind = -1, .limit = 4, .offset = 3},
+	        {.vkind = -1, .limit = 4, .offset = 500},
+	        {.vkind = 2, .limit = 100},
+	        {.vkind = -1, .device_id = "dev-c", .limit = 100},
+	        {.vkind = -1, .device_id = "nobody", .limit = 100},
+	        {.vkind = -1, .profile = "claude", .user = "alice", .limit = 100},
+	        {.vkind = -1, .session = "s-2", .limit = 100},
+	        {.vkind = -1,
+	         .since_ms = (now - 3600) * 1000,
+	         .until_ms = now * 1000,
+	         .limit = 100},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(vf); i++) {
+		r1 = a->violations(sl, &vf[i], &ja);
+		r2 = b->violations(pg, &vf[i], &jb);
+		CU_ASSERT_EQUAL(r1, 0);
+		parity_check("violations", r1, ja, r2, jb);
+	}
+	const int64_t windows[][3] = {
+	        {0, 0, 3600000},
+	        {(now - 86400) * 1000, now * 1000 + 1, 7200000},
+	        {(now - 5000) * 1000, 0, 1000},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(windows); i++) {
+		r1 = a->violation_stats(sl, windows[i][0], windows[i][1], windows[i][2], &ja);
+		r2 = b->violation_stats(pg, windows[i][0], windows[i][1], windows[i][2], &jb);
+		CU_ASSERT_EQUAL(r1, 0);
+		parity_check("violation_stats", r1, ja, r2, jb);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		const char *sess = i ? "s-1" : NULL;
+		r1 = a->device_events(sl, "dev-a", sess, 50, &ja);
+		r2 = b->device_events(pg, "dev-a", sess, 50, &jb);
+		parity_check("device_events", r1, ja, r2, jb);
+	}
+	/* A violation stored after the fold is counted once more, once. */
+	int64_t before = b->change_counter(pg);
+	Corral__Violation v = CORRAL__VIOLATION__INIT;
+	v.kind = CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK;
+	Corral__Event ev = CORRAL__EVENT__INIT, *evs[1] = {&ev};
+	ev.seq = 100;
+	ev.time_ms = now * 1000;
+	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION;
+	ev.detail_case = CORRAL__EVENT__DETAIL_VIOLATION;
+	ev.violation = &v;
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(parity_report(sl, "dev-a", evs, 1, now * 1000), 0);
+		CU_ASSERT_EQUAL(parity_report(pg, "dev-a", evs, 1, now * 1000), 0);
+		CU_ASSERT_EQUAL(a->sync(sl), 1 - k);
+		CU_ASSERT_EQUAL(b->sync(pg), 1 - k);
+	}
+	CU_ASSERT(b->change_counter(pg) > before);
+	r1 = a->device(sl, "dev-a", now, ns, &ja);
+	r2 = b->device(pg, "dev-a", now, ns, &jb);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(jb, "violations")), 6);
+	parity_check("device after more", r1, ja, r2, jb);
+	r1 = a->violation_stats(sl, 0, 0, 3600000, &ja);
+	r2 = b->violation_stats(pg, 0, 0, 3600000, &jb);
+	parity_check("violation_stats after more", r1, ja, r2, jb);
+	sl->ops->close(sl);
+	pg->ops->close(pg);
 }
 
 static const struct harness_test tests[] = {
@@ -544,6 +845,7 @@ static const struct harness_test tests[] = {
         {"pg_partitions_retention", test_pg_partitions_retention},
         {"pg_notify", test_pg_notify},
         {"pg_console_calls", test_pg_console_calls},
+        {"console_parity", test_console_parity},
         {NULL, NULL},
 };
 

@@ -1286,12 +1286,13 @@ static int migrate(struct store_pg *s, char *err, size_t errlen)
 	unsigned known = 0;
 	while (server_pg_migrations[known].sql)
 		known++;
+	/* Declared before the first goto: a jump may not skip a cleanup variable's init. */
+	_cleanup_res_ PGresult *res = NULL;
+	struct pgp lock = {0};
 	int r = st_begin(&s->base);
 	if (r < 0)
 		goto fail;
-	struct pgp lock = {0};
 	p_i64(&lock, MIGRATION_LOCK);
-	_cleanup_res_ PGresult *res = NULL;
 	if ((r = q_run(s, "SELECT pg_advisory_xact_lock($1)", &lock, NULL)) < 0 ||
 	    (r = q_run(s,
 	               "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "

@@ -19,6 +19,9 @@
 
 void srv_config_defaults(struct srv_config *cfg)
 {
+	/* Every field starts defined: callers declare the struct on the stack, and an
+	 * uninitialised hostname once went into the server certificate's SAN. */
+	memset(cfg, 0, sizeof(*cfg));
 	cfg->cert_lifetime_sec = 30 * 86400;
 	cfg->report_rate = 10;
 	cfg->report_burst = 60;
@@ -28,8 +31,7 @@ void srv_config_defaults(struct srv_config *cfg)
 	cfg->threads = ncpu > 4 ? 4 : ncpu < 1 ? 1 : (unsigned)ncpu;
 	cfg->connection_limit = 20000;
 	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->database[0] = '\0'; /* SQLite in the data directory */
-	cfg->event_retention_sec = 0;
+	/* database "" = SQLite in the data directory; event_retention_sec 0 = keep events. */
 }
 
 int srv_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *ret_port)

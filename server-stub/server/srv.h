@@ -40,7 +40,7 @@ struct srv_config {
 	void (*http_log)(void *cls, const char *fmt, va_list ap);
 };
 
-/* Fills defaults (everything but data_dir/listen). */
+/* Zeroes `cfg` and fills the defaults (data_dir and listen are left empty). */
 void srv_config_defaults(struct srv_config *cfg);
 
 /*

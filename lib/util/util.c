@@ -17,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 int util_read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
 	struct stat st;
@@ -363,13 +361,6 @@ int util_unhex(const char *hex, uint8_t *out, size_t len)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
-}
-
-bool util_secure_equal(const void *a, size_t alen, const void *b, size_t blen)
-{
-	if (alen != blen)
-		return false;
-	return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
 int util_parse_size(const char *s, uint64_t *ret_bytes)

@@ -7,7 +7,10 @@
  *    or answers a client about it;
  *  - a policy update is applied roots first, then the bundle, each through the trust store in
  *    one SQLite transaction, and only then is the next long-poll sent;
- *  - outbox rows are deleted only after the worker relayed the server's ReportAck.
+ *  - outbox rows are deleted only after the worker relayed the server's ReportAck;
+ *  - session start/exit events are committed lazily (in the WAL: they survive a kill -9 at
+ *    once) and fdatasync'ed at the latest OUTBOX_SYNC_DELAY_MS later, before any upload, and
+ *    at shutdown (docs/endpoint.md, "Durable reporting").
  */
 #include "daemon.h"
 
@@ -60,6 +63,9 @@
 #define CA_PEM_MAX      ((size_t)256 * 1024)
 #define GROUPS_TEXT_MAX ((size_t)64 * 66)
 #define NEVER           UINT64_MAX
+/* Longest time a lazily committed session event waits for its fdatasync: the window in which
+ * an OS crash or power cut (never a crash of corrald) can lose it. */
+#define OUTBOX_SYNC_DELAY_MS 100
 
 struct client {
 	int fd;
@@ -105,6 +111,7 @@ struct cd_daemon {
 
 	uint64_t heartbeat_at;
 	uint64_t stale_at;
+	uint64_t outbox_sync_at; /* NEVER unless a lazy outbox commit awaits its fdatasync */
 	bool stale_reported;
 	uint64_t timer_armed;
 	bool stopping;
@@ -185,7 +192,18 @@ static int emit(struct cd_daemon *d, Corral__Event *ev)
 		log_err("outbox: cannot write event: %s", strerror(-r));
 	else
 		log_debug("event seq %" PRIu64 " kind %d", seq, (int)ev->kind);
+	if (cd_outbox_unsynced(d->outbox) && d->outbox_sync_at == NEVER)
+		d->outbox_sync_at = now_mono() + OUTBOX_SYNC_DELAY_MS;
 	return r;
+}
+
+static void outbox_sync(struct cd_daemon *d)
+{
+	int r = cd_outbox_sync(d->outbox);
+	if (r < 0)
+		log_err("outbox: cannot sync: %s", strerror(-r));
+	d->outbox_sync_at =
+	        cd_outbox_unsynced(d->outbox) ? now_mono() + OUTBOX_SYNC_DELAY_MS : NEVER;
 }
 
 static int emit_session_event(void *userdata, Corral__Event *ev)
@@ -1416,6 +1434,8 @@ static void arm_timer(struct cd_daemon *d)
 	uint64_t next = d->heartbeat_at;
 	if (d->stale_at < next)
 		next = d->stale_at;
+	if (d->outbox_sync_at < next)
+		next = d->outbox_sync_at;
 	if (!d->cfg->offline) {
 		if (d->worker_pid <= 0 && d->worker_restart_at < next)
 			next = d->worker_restart_at;
@@ -1450,6 +1470,8 @@ static void run_due(struct cd_daemon *d)
 		emit_heartbeat(d);
 		d->heartbeat_at = now + (uint64_t)d->cfg->heartbeat_interval * 1000;
 	}
+	if (now >= d->outbox_sync_at)
+		outbox_sync(d);
 	if (now >= d->stale_at) {
 		d->stale_at = NEVER;
 		if (!d->stale_reported)
@@ -1626,7 +1648,7 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	d->epfd = d->sigfd = d->timerfd = d->listenfd = d->worker_sock = -1;
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		d->clients[i].fd = -1;
-	d->stale_at = d->worker_restart_at = d->renew_at = NEVER;
+	d->stale_at = d->worker_restart_at = d->renew_at = d->outbox_sync_at = NEVER;
 	int r = mkdir_p(cfg->data_dir, 0700);
 	if (r < 0) {
 		log_err("data directory %s: %s", cfg->data_dir, strerror(-r));
@@ -1767,6 +1789,8 @@ void cd_daemon_free(struct cd_daemon *d)
 	if (d->timerfd >= 0)
 		close(d->timerfd);
 	EVP_PKEY_free(d->renew_key);
+	if (d->outbox)
+		outbox_sync(d);
 	cd_outbox_free(d->outbox);
 	trust_store_free(d->trust);
 	if (d->db)

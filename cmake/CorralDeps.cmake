@@ -16,3 +16,9 @@ if(CORRAL_WITH_BPF)
 endif()
 find_program(PROTOC_C NAMES protoc-c REQUIRED)
 find_package(Threads REQUIRED)
+# PostgreSQL backend of corral-server (libpq); the tests also use Debian's postgresql-15 binaries
+# for a throwaway cluster. OFF builds a SQLite-only server.
+option(CORRAL_WITH_POSTGRES "Build corral-server's PostgreSQL storage backend (libpq)" ON)
+if(CORRAL_WITH_POSTGRES)
+	pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
+endif()

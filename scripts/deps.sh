@@ -7,7 +7,8 @@ pkgs=(
 	build-essential cmake ninja-build pkg-config clang llvm lld libclang-rt-14-dev
 	libcurl4-openssl-dev libssl-dev openssl libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler
 	libseccomp-dev libbpf-dev bpftool libhttp-parser-dev libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev
-	iproute2 curl procps util-linux clang-format hyperfine bubblewrap
+	libpq-dev postgresql
+	iproute2 curl procps psmisc util-linux clang-format hyperfine bubblewrap
 )
 missing=()
 for p in "${pkgs[@]}"; do

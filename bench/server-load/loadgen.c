@@ -10,6 +10,9 @@
  *   4. publish a signed bundle and time, per device, publish -> 200 with the bundle;
  *      print p50/p95/p99/max and the server's RSS (--server-pid);
  *   5. ingest: D devices each send B batches of E events back to back; print events/s stored.
+ * With --device-server URL (repeatable) devices are spread over those replicas (device i on
+ * replica i mod R) while setup and the publish go to --server: several corral-server replicas
+ * on one PostgreSQL database (docs/scaling.md); the held long-polls are summed over them.
  * Only loopback servers are meant to be targeted.
  */
 #include "cleanup.h"
@@ -53,6 +56,10 @@ struct xfer {
 };
 
 static const char *opt_server, *opt_ca, *opt_token_file;
+#define DEVICE_SERVERS_MAX 8
+static const char *opt_device_servers[DEVICE_SERVERS_MAX];
+static unsigned n_device_servers;
+static const char *g_admin_base; /* admin requests: --server unless set (stats per replica) */
 static char g_admin_token[256];
 static unsigned opt_devices = 1000, opt_ingest_devices = 100, opt_batch = 500, opt_batches = 20;
 static int opt_server_pid;
@@ -83,7 +90,10 @@ static void die(const char *what)
 static CURL *easy_new(const char *path, struct xfer *x)
 {
 	char url[512];
-	snprintf(url, sizeof(url), "%s%s", opt_server, path);
+	const char *base = g_admin_base ? g_admin_base : opt_server;
+	if (x->dev && n_device_servers)
+		base = opt_device_servers[(size_t)(x->dev - g_devs) % n_device_servers];
+	snprintf(url, sizeof(url), "%s%s", base, path);
 	CURL *c = curl_easy_init();
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CAINFO, opt_ca);
@@ -430,17 +440,34 @@ static long g_publish_cpu_ms;
 static long server_cpu_ms(void);
 static volatile int g_published;
 
-static long stats_long_polls(void)
+static long stats_long_polls_at(const char *base)
 {
 	char *resp = NULL;
 	long n = -1;
+	g_admin_base = base;
 	if (admin_json("GET", "stats", NULL, &resp) == 200) {
 		json_t *j = json_loads(resp, 0, NULL);
 		n = (long)json_integer_value(json_object_get(j, "long_polls"));
 		json_decref(j);
 	}
+	g_admin_base = NULL;
 	free(resp);
 	return n;
+}
+
+/* Long-polls held by the replicas the devices use (each replica counts its own). */
+static long stats_long_polls(void)
+{
+	if (!n_device_servers)
+		return stats_long_polls_at(NULL);
+	long sum = 0;
+	for (unsigned i = 0; i < n_device_servers; i++) {
+		long n = stats_long_polls_at(opt_device_servers[i]);
+		if (n < 0)
+			return -1;
+		sum += n;
+	}
+	return sum;
 }
 
 static void *publisher(void *arg)
@@ -755,6 +782,7 @@ int main(int argc, char **argv)
 	        {"batch", required_argument, NULL, 'b'},
 	        {"batches", required_argument, NULL, 'k'},
 	        {"server-pid", required_argument, NULL, 'p'},
+	        {"device-server", required_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -785,10 +813,15 @@ int main(int argc, char **argv)
 		case 'p':
 			opt_server_pid = atoi(optarg);
 			break;
+		case 'D':
+			if (n_device_servers == DEVICE_SERVERS_MAX)
+				die("too many --device-server");
+			opt_device_servers[n_device_servers++] = optarg;
+			break;
 		default:
 			printf("usage: corral-loadgen --server URL --ca FILE --token-file FILE "
 			       "[--devices N] [--ingest-devices D] [--batch E] [--batches B] "
-			       "[--server-pid PID]\n");
+			       "[--server-pid PID] [--device-server URL]...\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}

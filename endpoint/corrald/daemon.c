@@ -424,6 +424,11 @@ static void worker_kill(struct cd_daemon *d, const char *why)
 		log_warn("stopping network worker: %s", why);
 		kill(d->worker_pid, SIGKILL);
 	}
+	/* Read nothing more from a condemned worker: its death resets the socket
+	 * (ECONNRESET while our frames are unread), which must not count as a second
+	 * malformed frame. worker_reaped() closes the socket. */
+	if (d->worker_sock >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->worker_sock, NULL);
 }
 
 static int worker_send(struct cd_daemon *d, Corral__WorkerMsg *m)
@@ -1001,9 +1006,10 @@ static void handle_worker(struct cd_daemon *d)
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
-		/* EOF or a broken frame: the worker is gone or misbehaving; SIGCHLD reaps it. */
+		/* EOF or a broken frame: the worker is gone or misbehaving; SIGCHLD reaps it.
+		 * ECONNRESET is a worker that died with our frames unread: gone, not malformed. */
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->worker_sock, NULL);
-		if (n < 0) {
+		if (n < 0 && n != -ECONNRESET) {
 			emit_health(d, "worker-malformed", "bad frame");
 			worker_kill(d, "malformed frame");
 		}

@@ -399,7 +399,13 @@ static int net_setup_proxy(struct cd_enforce *e, struct profile_net *pn,
 	}
 	if (rules && rules->dns == CORRAL__DNS_MODE__DNS_FILTERED) {
 		if (!pn->dns) {
-			struct egress_dns_config cfg = {.listen = "127.0.0.1:0"};
+			/*
+			 * IPv4 loopback on purpose: the BPF layer redirects every session's IPv4
+			 * port-53 traffic here (egress_extra.dns), and asks the same upstream as
+			 * the proxy so both see the same answers.
+			 */
+			struct egress_dns_config cfg = {.listen = "127.0.0.1:0",
+			                                .resolver = e->proxy_resolver};
 			r = egress_dns_new(&cfg, rules, on_proxy_event, pn, &pn->dns);
 			socklen_t len = sizeof(pn->extra.dns);
 			if (r < 0 || (r = egress_dns_address(pn->dns, &pn->extra.dns, &len)) < 0 ||

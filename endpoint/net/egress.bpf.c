@@ -74,6 +74,14 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* The destination a redirected DNS socket asked for (dns: filtered), see redirect_dns(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egress_dns_orig);
+} dns_orig SEC(".maps");
+
 /*
  * Never read by the programs: user space updates this map-in-map after flipping the
  * generation because the kernel waits for an RCU grace period on every map-in-map update
@@ -181,7 +189,49 @@ static __always_inline const struct egress_config *active(__u32 *ret_gen)
 	return bpf_map_lookup_elem(&configs, &gen);
 }
 
-static __always_inline int check4(__u32 ip4, __u32 user_port, __u32 protocol, __u8 hook)
+/*
+ * dns: filtered. Rewrites an IPv4 TCP/UDP destination on port 53 to corrald's resolver and
+ * remembers the original per socket so recvmsg4/getpeername4 can show it back: glibc's stub
+ * resolver drops a reply whose source is not the nameserver it asked. Returns 1 when the
+ * destination was rewritten (allowed, not a violation), 0 when this is not a redirect case.
+ * Not in audit mode: there nothing is changed, DNS elsewhere is only reported.
+ */
+static __always_inline int redirect_dns(struct bpf_sock_addr *ctx, const struct egress_config *cfg,
+                                        __u16 port)
+{
+	if (!ctx || port != EGRESS_DNS_PORT || !cfg->dns_redirect_ip4 || cfg->audit)
+		return 0;
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return 0;
+	__u32 ip4 = ctx->user_ip4;
+	__u16 user_port = (__u16)ctx->user_port;
+	/* already the resolver: the DNS_OK prefix lets it through unchanged */
+	if (ip4 == cfg->dns_redirect_ip4 && user_port == cfg->dns_redirect_port)
+		return 0;
+	struct bpf_sock *sk = ctx->sk;
+	/*
+	 * AF_INET sockets only: sendto(::ffff:a.b.c.d) on an AF_INET6 UDP socket reaches this
+	 * hook too, but its replies pass recvmsg6 with a mapped source, which is not rewritten
+	 * back, so such DNS stays refused (glibc uses AF_INET sockets for IPv4 nameservers).
+	 */
+	if (!sk || sk->family != AF_INET)
+		return 0;
+	struct egress_dns_orig *o =
+	        bpf_sk_storage_get(&dns_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* without the record the reply would be dropped anyway: refuse rather than half-work */
+	if (!o)
+		return 0;
+	o->orig_ip4 = ip4;
+	o->orig_port = user_port;
+	o->redirect_ip4 = cfg->dns_redirect_ip4;
+	o->redirect_port = cfg->dns_redirect_port;
+	ctx->user_ip4 = cfg->dns_redirect_ip4;
+	ctx->user_port = cfg->dns_redirect_port;
+	return 1;
+}
+
+static __always_inline int check4(struct bpf_sock_addr *ctx, __u32 ip4, __u32 user_port,
+                                  __u32 protocol, __u8 hook)
 {
 	__u32 gen;
 	const struct egress_config *cfg = active(&gen);
@@ -191,6 +241,8 @@ static __always_inline int check4(__u32 ip4, __u32 user_port, __u32 protocol, __
 	__builtin_memcpy(key.addr, &ip4, 4);
 	if (!cfg)
 		return 0;
+	if (redirect_dns(ctx, cfg, port))
+		return 1;
 	const struct egress_prefix *p = bpf_map_lookup_elem(&prefixes4, &key);
 	if (decide(cfg, p, gen, port, proto_bit(protocol)))
 		return 1;
@@ -206,7 +258,7 @@ static __always_inline int check6(const struct bpf_sock_addr *ctx, __u8 hook)
 
 	/* ::ffff:a.b.c.d reaches an IPv4 address: IPv4 rules decide. */
 	if (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff))
-		return check4(a3, ctx->user_port, ctx->protocol, hook);
+		return check4(0, a3, ctx->user_port, ctx->protocol, hook); /* no redirect */
 
 	__u32 gen;
 	const struct egress_config *cfg = active(&gen);
@@ -230,7 +282,7 @@ static __always_inline int check6(const struct bpf_sock_addr *ctx, __u8 hook)
 SEC("cgroup/connect4")
 int egress_connect4(struct bpf_sock_addr *ctx)
 {
-	return check4(ctx->user_ip4, ctx->user_port, ctx->protocol, EGRESS_HOOK_CONNECT4);
+	return check4(ctx, ctx->user_ip4, ctx->user_port, ctx->protocol, EGRESS_HOOK_CONNECT4);
 }
 
 SEC("cgroup/connect6")
@@ -242,7 +294,42 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int egress_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return check4(ctx->user_ip4, ctx->user_port, ctx->protocol, EGRESS_HOOK_SENDMSG4);
+	return check4(ctx, ctx->user_ip4, ctx->user_port, ctx->protocol, EGRESS_HOOK_SENDMSG4);
+}
+
+/*
+ * Replies to a redirected DNS socket: the source is corrald's resolver; show the address the
+ * program sent to. Only a socket redirect_dns() marked, only a source equal to the resolver
+ * it was redirected to (the record, not the current generation, decides: the resolver's
+ * address does not change under a socket with a rule swap). Always 1: recvmsg cannot deny.
+ */
+static __always_inline void unredirect(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return;
+	struct egress_dns_orig *o = bpf_sk_storage_get(&dns_orig, sk, 0, 0);
+	if (!o || !o->redirect_ip4)
+		return;
+	if (ctx->user_ip4 != o->redirect_ip4 || (__u16)ctx->user_port != o->redirect_port)
+		return;
+	ctx->user_ip4 = o->orig_ip4;
+	ctx->user_port = o->orig_port;
+}
+
+SEC("cgroup/recvmsg4")
+int egress_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	unredirect(ctx);
+	return 1;
+}
+
+/* Keeps getpeername() of a redirected connected socket (UDP or TCP) consistent. */
+SEC("cgroup/getpeername4")
+int egress_getpeername4(struct bpf_sock_addr *ctx)
+{
+	unredirect(ctx);
+	return 1;
 }
 
 SEC("cgroup/sendmsg6")

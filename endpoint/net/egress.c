@@ -28,7 +28,7 @@
 #include "egress.skel.h"
 #endif
 
-#define EGRESS_MAX_LINKS      16
+#define EGRESS_MAX_LINKS      21
 #define EGRESS_RATE_SLOTS     64
 #define EGRESS_RATE_WINDOW_MS 1000
 
@@ -185,9 +185,10 @@ fail:
 int egress_attach(struct egress *e, int cgroup_dir_fd)
 {
 	struct bpf_program *progs[] = {
-	        e->skel->progs.egress_connect4, e->skel->progs.egress_connect6,
-	        e->skel->progs.egress_sendmsg4, e->skel->progs.egress_sendmsg6,
-	        e->skel->progs.egress_skb,
+	        e->skel->progs.egress_connect4,     e->skel->progs.egress_connect6,
+	        e->skel->progs.egress_sendmsg4,     e->skel->progs.egress_sendmsg6,
+	        e->skel->progs.egress_skb,          e->skel->progs.egress_recvmsg4,
+	        e->skel->progs.egress_getpeername4,
 	};
 	size_t start = e->n_links;
 

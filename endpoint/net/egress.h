@@ -43,6 +43,8 @@
 #define EGRESS_HOOK_SENDMSG6 4
 #define EGRESS_HOOK_SKB      5
 
+#define EGRESS_DNS_PORT      53
+
 /* LPM trie keys: prefixlen counts the generation word too (32 + CIDR length). */
 struct egress_key4 {
 	__u32 prefixlen;
@@ -75,6 +77,20 @@ struct egress_config {
 	__u32 dns_block;     /* deny 53/853 unless EGRESS_PREFIX_DNS_OK */
 	__u32 audit;         /* report but allow */
 	__u32 skb_block;     /* drop non-TCP/UDP IP packets (ICMP, raw) */
+	/* dns: filtered — IPv4 TCP/UDP to port 53 anywhere is rewritten to this loopback
+	 * address:port (corrald's filtered resolver). Network order; 0 = no redirect. */
+	__u32 dns_redirect_ip4;
+	__u16 dns_redirect_port;
+	__u16 pad;
+};
+
+/* Per-socket record of a redirected DNS destination (sk_storage), read by recvmsg4 and
+ * getpeername4 to show the program the address it asked for. Network order. */
+struct egress_dns_orig {
+	__u32 orig_ip4;
+	__u32 redirect_ip4;
+	__u16 orig_port;
+	__u16 redirect_port;
 };
 
 /* Ring buffer record. */
@@ -152,7 +168,7 @@ int egress_open(struct egress **ret);
 /*
  * Attaches the programs to the cgroup directory `cgroup_dir_fd` (the profile's cgroup; session
  * cgroups below it inherit). The fd is not taken over. Set the rules before attaching, or the
- * cgroup is deny-all until they are set. May be called for up to 3 cgroups (5 links each); links
+ * cgroup is deny-all until they are set. May be called for up to 3 cgroups (7 links each); links
  * are released by egress_free (which detaches). -E2BIG for a 4th, -errno from the kernel.
  */
 int egress_attach(struct egress *e, int cgroup_dir_fd);

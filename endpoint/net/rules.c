@@ -187,6 +187,33 @@ void egress_compiled_free(struct egress_compiled *c)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct egress_compiled, egress_compiled_free)
 
+/* A loopback IPv4 address:port (plain or IPv4-mapped IPv6), network order; false otherwise. */
+static bool loopback_ip4(const struct sockaddr_storage *ss, uint32_t *ret_ip4, uint16_t *ret_port)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	uint32_t ip4;
+	uint16_t port;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		ip4 = in->sin_addr.s_addr;
+		port = in->sin_port;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		if (memcmp(in6->sin6_addr.s6_addr, mapped, 12) != 0)
+			return false;
+		memcpy(&ip4, in6->sin6_addr.s6_addr + 12, 4);
+		port = in6->sin6_port;
+	} else {
+		return false;
+	}
+	if ((ntohl(ip4) >> 24) != 127 || port == 0)
+		return false;
+	*ret_ip4 = ip4;
+	*ret_port = port;
+	return true;
+}
+
 int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_extra *extra,
                          struct egress_compiled **ret)
 {
@@ -270,6 +297,19 @@ int egress_rules_compile(const Corral__NetworkRules *rules, const struct egress_
 		                        EGRESS_PREFIX_DNS_OK);
 		if (r < 0)
 			return r;
+		/*
+		 * dns: filtered sends every session's IPv4 DNS (whatever resolv.conf names) to the
+		 * filtered resolver in the kernel; only a loopback IPv4 resolver can be a target
+		 * (the rewrite happens in connect4/sendmsg4, the session shares corrald's
+		 * loopback).
+		 */
+		uint32_t ip4;
+		uint16_t port;
+		if (rules && rules->dns == CORRAL__DNS_MODE__DNS_FILTERED &&
+		    loopback_ip4(&extra->dns, &ip4, &port)) {
+			c->config.dns_redirect_ip4 = ip4;
+			c->config.dns_redirect_port = port;
+		}
 	}
 
 	/* Distinct prefixes: rule prefixes and barriers. */

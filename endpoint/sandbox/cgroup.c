@@ -201,9 +201,11 @@ int sbx_cgroup_create(const struct sbx_compiled *c, const char *parent, const ch
 	int r;
 
 	if (f->cgroup_v2) {
+		bool made;
 		r = leaf_path(f->cgroup_v2_root, "", parent, name, cg.v2_path, sizeof(cg.v2_path));
 		if (r >= 0)
 			r = mkdir_parents(cg.v2_path, strlen(f->cgroup_v2_root));
+		made = r >= 0;
 		if (r >= 0)
 			r = enable_v2_controllers(f->cgroup_v2_root, cg.v2_path, c->cg_v2);
 		if (r >= 0) {
@@ -216,18 +218,22 @@ int sbx_cgroup_create(const struct sbx_compiled *c, const char *parent, const ch
 		if (r < 0) {
 			sbx_str_copy(err->message, sizeof(err->message), "cgroup v2 ");
 			sbx_str_append(err->message, sizeof(err->message), cg.v2_path);
+			if (!made) /* not created here (e.g. EEXIST): never remove it */
+				cg.v2_path[0] = '\0';
 			goto fail;
 		}
 		cg.v2_kill = f->cgroup_v2_kill;
 		cg.v2_ctrl = c->cg_v2;
 	}
 	for (unsigned i = 0; i < 3; i++) {
+		bool made;
 		if (!(c->cg_v1 & (1u << i)))
 			continue;
 		r = leaf_path(v1_roots[i], v1_names[i], parent, name, cg.v1_path[i],
 		              sizeof(cg.v1_path[i]));
 		if (r >= 0)
 			r = mkdir_parents(cg.v1_path[i], strlen(v1_roots[i]));
+		made = r >= 0;
 		if (r >= 0 && i == 0)
 			/* v1 memory: without use_hierarchy the limit would not cover children */
 			(void)write_str(cg.v1_path[i], "memory.use_hierarchy", "1");
@@ -237,7 +243,9 @@ int sbx_cgroup_create(const struct sbx_compiled *c, const char *parent, const ch
 			sbx_str_copy(err->message, sizeof(err->message), "cgroup v1 ");
 			sbx_str_append(err->message, sizeof(err->message),
 			               cg.v1_path[i][0] ? cg.v1_path[i] : v1_names[i]);
-			cg.v1_path[i][0] = '\0';
+			/* a leaf made here is removed with the others; one that existed is not */
+			if (!made)
+				cg.v1_path[i][0] = '\0';
 			goto fail;
 		}
 		cg.v1_ctrl |= 1u << i;

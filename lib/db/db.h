@@ -21,6 +21,10 @@ extern const struct db_migration endpoint_migrations[];
 extern const unsigned endpoint_migrations_count;
 extern const struct db_migration server_migrations[];
 extern const unsigned server_migrations_count;
+/* corral-server's PostgreSQL migrations (schema/sql/server-pg/): the same numbers as the SQLite
+ * set, applied by store_pg.c's runner (PostgreSQL has no PRAGMA user_version). */
+extern const struct db_migration server_pg_migrations[];
+extern const unsigned server_pg_migrations_count;
 
 enum db_open_flags {
 	DB_OPEN_READONLY = 1 << 0,

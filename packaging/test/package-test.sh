@@ -32,6 +32,19 @@ fail() {
 	failures=$((failures + 1))
 }
 ok() { echo "ok: $*"; }
+
+# dpkg refuses at once when another package manager holds its lock (an apt-get elsewhere on the
+# machine); wait for it, bounded, instead of failing on a transient condition.
+dpkg() {
+	local i
+	for i in $(seq 120); do
+		command dpkg "$@" && return 0
+		local rc=$?
+		fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1 || return $rc
+		sleep 1
+	done
+	return 1
+}
 notice() { echo "note: $*"; }
 step() { printf '\n== %s\n' "$*"; }
 

@@ -4,9 +4,12 @@
  */
 #include "compliance.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Appends ", item" (or "item" first) to buf, marking truncation with "...". */
@@ -77,4 +80,23 @@ int srv_features_missing(const Corral__KernelFeatures *r, const Corral__KernelFe
 		missing++;
 	}
 	return missing;
+}
+
+char *srv_features_json(const Corral__KernelFeatures *k)
+{
+	if (!k)
+		return NULL;
+	json_t *ctl = json_array();
+	for (size_t i = 0; ctl && i < k->n_cgroup_controllers; i++)
+		json_array_append_new(ctl, json_string(k->cgroup_controllers[i]));
+	json_t *o = json_pack("{si sb sb sb so sb sb sb}", "landlock_abi", (int)k->landlock_abi,
+	                      "seccomp", k->seccomp, "seccomp_user_notify", k->seccomp_user_notify,
+	                      "cgroup_v2", k->cgroup_v2, "cgroup_controllers", ctl,
+	                      "cgroup_v1_fallback", k->cgroup_v1_fallback, "bpf_cgroup",
+	                      k->bpf_cgroup, "user_namespaces", k->user_namespaces);
+	if (!o)
+		return NULL;
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
 }

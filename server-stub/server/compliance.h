@@ -21,3 +21,9 @@
  */
 int srv_features_missing(const Corral__KernelFeatures *requested,
                          const Corral__KernelFeatures *enforced, char *buf, size_t len);
+
+/*
+ * The features as a compact JSON object (the device rows' features_requested /
+ * features_enforced), or NULL when `k` is NULL or on allocation failure. Caller frees.
+ */
+char *srv_features_json(const Corral__KernelFeatures *k);

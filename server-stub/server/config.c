@@ -28,6 +28,8 @@ void srv_config_defaults(struct srv_config *cfg)
 	cfg->threads = ncpu > 4 ? 4 : ncpu < 1 ? 1 : (unsigned)ncpu;
 	cfg->connection_limit = 20000;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->database[0] = '\0'; /* SQLite in the data directory */
+	cfg->event_retention_sec = 0;
 }
 
 int srv_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *ret_port)
@@ -109,6 +111,17 @@ int srv_config_load(const char *path, struct srv_config *cfg, char *err, size_t 
 				r = -EINVAL;
 			else
 				cfg->connection_limit = (unsigned)t;
+		} else if (strcmp(key, "database") == 0 && json_is_string(v)) {
+			if (strlen(json_string_value(v)) >= sizeof(cfg->database))
+				r = -EINVAL;
+			else
+				snprintf(cfg->database, sizeof(cfg->database), "%s",
+				         json_string_value(v));
+		} else if (strcmp(key, "event_retention") == 0 && json_is_string(v)) {
+			if (util_parse_duration(json_string_value(v), &cfg->event_retention_sec) <
+			            0 ||
+			    cfg->event_retention_sec < 0)
+				r = -EINVAL;
 		} else if (strcmp(key, "log_level") == 0 && json_is_string(v)) {
 			if (log_parse_level(json_string_value(v), &cfg->log_level) < 0)
 				r = -EINVAL;

@@ -20,13 +20,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: corral-server --data-dir DIR --listen ADDR:PORT [--hostname NAME] "
-	        "[--config FILE]\n\n"
+	        "[--config FILE] [--database URL]\n\n"
 	        "The corral management server: fleet CA, enrollment, signed-policy distribution\n"
 	        "(long-poll), event ingestion and the admin API, over HTTPS on one listener.\n\n"
 	        "  --data-dir DIR     CA, TLS certificate, database and admin.token live here\n"
 	        "  --listen ADDR:PORT address to listen on (127.0.0.1:8443, [::1]:8443)\n"
 	        "  --hostname NAME    extra DNS name in the server certificate (first start)\n"
 	        "  --config FILE      JSON settings (see docs/server.md)\n"
+	        "  --database URL     postgresql://... to share one database between replicas\n"
+	        "                     (docs/scaling.md); default SQLite in DIR/server.db\n"
 	        "  --help, --version\n");
 }
 
@@ -57,13 +59,14 @@ int main(int argc, char **argv)
 	        {"listen", required_argument, NULL, 'l'},
 	        {"hostname", required_argument, NULL, 'n'},
 	        {"config", required_argument, NULL, 'c'},
+	        {"database", required_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct srv_config cfg = {0};
 	srv_config_defaults(&cfg);
-	const char *listen = NULL, *config = NULL;
+	const char *listen = NULL, *config = NULL, *database = NULL;
 	log_setup("corral-server", LOG_LEVEL_INFO);
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -83,6 +86,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			config = optarg;
+			break;
+		case 'D':
+			database = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -107,6 +113,14 @@ int main(int argc, char **argv)
 	if (config && srv_config_load(config, &cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return 2;
+	}
+	/* The command line wins over the config file. */
+	if (database) {
+		if (strlen(database) >= sizeof(cfg.database)) {
+			log_err("--database is too long");
+			return 2;
+		}
+		snprintf(cfg.database, sizeof(cfg.database), "%s", database);
 	}
 	log_setup("corral-server", cfg.log_level);
 	cfg.http_log = http_log;

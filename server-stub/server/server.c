@@ -30,6 +30,10 @@
 
 #define TIMER_TICK_MS 50
 #define RATE_BUCKETS  4096
+/* Event retention and storage upkeep (events_prune) from the timer thread. */
+#define PRUNE_EVERY_MS   60000
+#define PRUNE_BATCH_ROWS 5000u
+#define PRUNE_MAX_ROUNDS 20
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -272,12 +276,40 @@ int srv_poll_trust_root(struct srv *s, uint64_t version, const uint8_t *env, siz
 	return 0;
 }
 
+/*
+ * Retention and upkeep: a few bounded batches per round, taking the store lock per batch so
+ * requests interleave. Called without poll_lock (store_lock comes first in the lock order).
+ */
+static void prune_events(struct srv *s)
+{
+	if (!s->store->ops->events_prune)
+		return;
+	int64_t cutoff = s->cfg.event_retention_sec > 0
+	                         ? util_now_ms() - s->cfg.event_retention_sec * 1000
+	                         : 0;
+	for (int i = 0; i < PRUNE_MAX_ROUNDS; i++) {
+		pthread_mutex_lock(&s->store_lock);
+		int r = s->store->ops->events_prune(s->store, cutoff, PRUNE_BATCH_ROWS);
+		pthread_mutex_unlock(&s->store_lock);
+		if (r <= 0)
+			break;
+	}
+}
+
 /* Resumes long-polls whose wait has run out; they answer 304 when called again. */
 static void *timer_main(void *arg)
 {
 	struct srv *s = arg;
+	uint64_t next_prune = util_monotonic_ms() + PRUNE_EVERY_MS;
 	pthread_mutex_lock(&s->poll_lock);
 	while (!s->stopped) {
+		if (util_monotonic_ms() >= next_prune) {
+			pthread_mutex_unlock(&s->poll_lock);
+			prune_events(s);
+			next_prune = util_monotonic_ms() + PRUNE_EVERY_MS;
+			pthread_mutex_lock(&s->poll_lock);
+			continue;
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += TIMER_TICK_MS * 1000000L;
@@ -492,6 +524,55 @@ static int load_root(uint64_t version, const char *group, const uint8_t *blob, s
 	return srv_poll_trust_root(userdata, version, blob, len);
 }
 
+/* A head read back after another replica's publish: installed (and waking) only when newer, so
+ * a notification of our own publish does not resume long-polls for nothing. */
+struct refresh_ctx {
+	struct srv *s;
+	const char *group; /* NULL = every group */
+};
+
+static int refresh_head(uint64_t version, const char *group, const uint8_t *blob, size_t len,
+                        void *userdata)
+{
+	struct refresh_ctx *f = userdata;
+	if (f->group && strcmp(f->group, group) != 0)
+		return 0;
+	pthread_mutex_lock(&f->s->poll_lock);
+	const struct srv_group_head *h = f->s->heads;
+	while (h && strcmp(h->group, group) != 0)
+		h = h->next;
+	bool newer = !h || version > h->version;
+	pthread_mutex_unlock(&f->s->poll_lock);
+	return newer ? srv_poll_publish(f->s, group, version, blob, len) : 0;
+}
+
+static int refresh_root(uint64_t version, const char *group, const uint8_t *blob, size_t len,
+                        void *userdata)
+{
+	struct srv *s = userdata;
+	pthread_mutex_lock(&s->poll_lock);
+	bool newer = s->n_roots == 0 || version > s->roots[s->n_roots - 1].version;
+	pthread_mutex_unlock(&s->poll_lock);
+	return newer ? srv_poll_trust_root(s, version, blob, len) : 0;
+}
+
+/*
+ * Another replica (sharing the database) published: what = group, NULL = trust root, "" =
+ * anything. Runs on the backend's notification thread; errors leave the in-memory state as it
+ * was until the next notification (devices still get 304 on timeout and poll again).
+ */
+static void on_store_change(const char *what, void *userdata)
+{
+	struct srv *s = userdata;
+	struct refresh_ctx f = {s, what && what[0] ? what : NULL};
+	pthread_mutex_lock(&s->store_lock);
+	if (!what || !what[0])
+		(void)s->store->ops->trust_roots_load(s->store, refresh_root, s);
+	if (what)
+		(void)s->store->ops->group_heads(s->store, refresh_head, &f);
+	pthread_mutex_unlock(&s->store_lock);
+}
+
 /* Creates the first admin token on an empty database and writes it to DIR/admin.token. */
 static int first_admin_token(struct srv *s, bool *ret_created, char *err, size_t errlen)
 {
@@ -549,7 +630,6 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	struct srv *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	_cleanup_free_ char *dbpath = NULL;
 	s->cfg = *cfg;
 	s->waiters.next = s->waiters.prev = &s->waiters;
 	pthread_mutex_init(&s->store_lock, NULL);
@@ -574,16 +654,18 @@ int srv_new(const struct srv_config *cfg, struct srv **ret, bool *ret_created_to
 	                &s->ca, err, errlen);
 	if (r < 0)
 		goto fail;
-	if (asprintf(&dbpath, "%s/server.db", cfg->data_dir) < 0) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = srv_store_sqlite_open(dbpath, &s->store, err, errlen);
+	r = srv_store_open(cfg->database, cfg->data_dir, &s->store, err, errlen);
 	if (r < 0)
 		goto fail;
 	r = first_admin_token(s, ret_created_token, err, errlen);
 	if (r < 0)
 		goto fail;
+	/* Listen for other replicas before loading the heads, so a publish in between is not
+	 * missed (a notification for something already loaded changes nothing). */
+	if (s->store->ops->watch && (r = s->store->ops->watch(s->store, on_store_change, s)) < 0) {
+		snprintf(err, errlen, "watching the database for changes: %s", strerror(-r));
+		goto fail;
+	}
 	if ((r = s->store->ops->trust_roots_load(s->store, load_root, s)) < 0 ||
 	    (r = s->store->ops->group_heads(s->store, load_head, s)) < 0) {
 		snprintf(err, errlen, "loading published state: %s", strerror(-r));

@@ -65,6 +65,13 @@ struct srv_event_filter {
 	unsigned limit;
 };
 
+/*
+ * Called by a backend shared by several replicas when another process (or this one) changed
+ * published state: `what` is a group name (a publication to it), NULL (a trust root), or ""
+ * (notifications may have been missed: reload everything). Runs on the backend's own thread.
+ */
+typedef void (*srv_store_change_cb)(const char *what, void *userdata);
+
 /* Called once per stored row by the load functions; a negative return stops and is returned. */
 typedef int (*srv_store_blob_cb)(uint64_t version, const char *group, const uint8_t *blob,
                                  size_t len, void *userdata);
@@ -145,6 +152,20 @@ struct srv_store_ops {
 	                      size_t len, int64_t expires_at, const char *by, int64_t now);
 	int (*trust_roots_load)(struct srv_store *st, srv_store_blob_cb cb, void *userdata);
 
+	/*
+	 * Retention and upkeep, called from the server's periodic timer: removes events whose
+	 * time_ms < older_than_ms (0 = remove nothing, upkeep only), deleting at most max_rows rows
+	 * per call (a backend may drop whole time partitions at once). Returns 1 when rows may
+	 * remain (call again), 0 when done, -errno.
+	 */
+	int (*events_prune)(struct srv_store *st, int64_t older_than_ms, unsigned max_rows);
+
+	/*
+	 * Optional (NULL when a single server owns the database): starts delivering change
+	 * notifications from other replicas to cb until close. -errno when it cannot start.
+	 */
+	int (*watch)(struct srv_store *st, srv_store_change_cb cb, void *userdata);
+
 	/* The web console's aggregation and pagination calls (store_console.h). */
 	const struct srv_console_store_ops *console;
 };
@@ -153,6 +174,25 @@ struct srv_store_ops {
 struct srv_store {
 	const struct srv_store_ops *ops;
 };
+
+/*
+ * Opens the storage named by `url` — the one place that knows which backends exist:
+ * NULL, "" or "sqlite" -> SQLite at DATA_DIR/server.db; "sqlite:PATH" -> SQLite at PATH;
+ * "postgresql://..." or "postgres://..." -> PostgreSQL (libpq connection URI), when built with
+ * CORRAL_WITH_POSTGRES (-EPROTONOSUPPORT otherwise). Creates or migrates the schema. On
+ * failure returns -errno and writes a message to err; on success *ret is owned by the caller.
+ */
+int srv_store_open(const char *url, const char *data_dir, struct srv_store **ret, char *err,
+                   size_t errlen);
+
+/* True when `url` names a backend shared by several replicas (PostgreSQL). */
+bool srv_store_url_is_shared(const char *url);
+
+/*
+ * Opens (creating, migrating) the PostgreSQL backend at the libpq URI `url`. Same contract as
+ * srv_store_sqlite_open. Only built with CORRAL_WITH_POSTGRES.
+ */
+int srv_store_pg_open(const char *url, struct srv_store **ret, char *err, size_t errlen);
 
 /*
  * Opens (creating, migrating) the SQLite backend at `path`. On failure returns -errno and

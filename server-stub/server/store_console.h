@@ -99,3 +99,74 @@ json_t *srv_console_event_json(const uint8_t *buf, size_t len);
 
 /* Any protobuf message as JSON, the same way (json_null() for NULL). Owned by the caller. */
 json_t *srv_console_message_json(const ProtobufCMessage *m);
+
+/* ---- shared by the backends (store_console_common.c) ------------------------------------- */
+
+/* Device states, in the order they are tested (first match wins; see the top of this file). */
+enum srv_console_state {
+	SRV_CONSOLE_REVOKED,
+	SRV_CONSOLE_NOT_SEEN,
+	SRV_CONSOLE_PENDING,
+	SRV_CONSOLE_FAILING,
+	SRV_CONSOLE_STALE,
+	SRV_CONSOLE_OUT_OF_DATE,
+	SRV_CONSOLE_DEGRADED,
+	SRV_CONSOLE_COMPLIANT,
+	SRV_CONSOLE_STATES,
+};
+
+/* The state's name as the API spells it ("out-of-date"); never NULL. */
+const char *srv_console_state_name(enum srv_console_state state);
+
+/*
+ * The state from the tests' outcomes, in the fixed order. Each backend's SQL CASE (used for
+ * filtering and sorting) states the same order; keep them in step with this function.
+ */
+enum srv_console_state srv_console_classify(bool revoked, bool not_seen, bool pending, bool failing,
+                                            bool stale, bool out_of_date, bool degraded);
+
+/* One device as both backends read it; strings are borrowed, NULL reads as "". */
+struct srv_console_device_row {
+	const char *device_id, *group, *hostname, *agent_version, *kernel_release, *cert_serial;
+	const char *features_requested, *features_enforced,
+	        *features_missing; /* JSON, JSON, text */
+	const char *state, *reject_reason;
+	bool revoked;
+	int freshness;
+	int64_t enrolled_at, cert_expires_at, revoked_at, acked_seq, last_seen, heartbeat_at;
+	int64_t policy_version, trust_root_version, head_version, violations;
+	int64_t reject_version, reject_ms; /* reject_version 0 = no rejection */
+};
+
+/* The console's device JSON for a row. NULL on allocation failure; owned by the caller. */
+json_t *srv_console_device_json(const struct srv_console_device_row *row);
+
+/*
+ * The overview's tallies: groups with their head version and devices per enforced version,
+ * and counts per state. Backends feed it groups and devices and add the "degraded" list.
+ */
+struct srv_console_overview;
+
+/* A new, empty tally (*ret owned by the caller, freed with srv_console_overview_free). */
+int srv_console_overview_new(struct srv_console_overview **ret);
+void srv_console_overview_free(struct srv_console_overview *ov);
+
+/* Declares a group and its newest published version (0 = none). -ENOMEM on failure. */
+int srv_console_overview_group(struct srv_console_overview *ov, const char *group, int64_t head);
+
+/*
+ * Counts one device. The flags are the classifier's tests except out-of-date, which is
+ * decided here from the group's head. -ENOMEM on failure.
+ */
+int srv_console_overview_device(struct srv_console_overview *ov, const char *group,
+                                int64_t policy_version, bool revoked, bool not_seen, bool pending,
+                                bool failing, bool stale, bool degraded);
+
+/*
+ * {"states", "groups", "degraded": [] (for the backend to fill), "degraded_total",
+ * "devices_total"}. NULL on allocation failure; owned by the caller.
+ */
+json_t *srv_console_overview_json(const struct srv_console_overview *ov);
+
+/* Name of a ViolationKind value ("VIOLATION_KIND_UNKNOWN" for unknown values). */
+const char *srv_console_vkind_name(int kind);

@@ -493,34 +493,14 @@ static int st_device_show(struct srv_store *st, const char *device_id, json_t **
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Kernel features as a small JSON object for the device row (display only). */
-static char *features_json(const Corral__KernelFeatures *k)
-{
-	if (!k)
-		return NULL;
-	json_t *ctl = json_array();
-	for (size_t i = 0; i < k->n_cgroup_controllers; i++)
-		json_array_append_new(ctl, json_string(k->cgroup_controllers[i]));
-	json_t *o = json_pack("{si sb sb sb so sb sb sb}", "landlock_abi", (int)k->landlock_abi,
-	                      "seccomp", k->seccomp, "seccomp_user_notify", k->seccomp_user_notify,
-	                      "cgroup_v2", k->cgroup_v2, "cgroup_controllers", ctl,
-	                      "cgroup_v1_fallback", k->cgroup_v1_fallback, "bpf_cgroup",
-	                      k->bpf_cgroup, "user_namespaces", k->user_namespaces);
-	if (!o)
-		return NULL;
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s;
-}
-
 static int apply_heartbeat(struct store_sqlite *s, int64_t rowid, const Corral__Event *ev)
 {
 	/* detail is a oneof (a union): trust the member only when detail_case names it. */
 	if (ev->detail_case != CORRAL__EVENT__DETAIL_HEARTBEAT || !ev->heartbeat)
 		return 0;
 	const Corral__Heartbeat *hb = ev->heartbeat;
-	_cleanup_free_ char *req = features_json(hb->requested);
-	_cleanup_free_ char *enf = features_json(hb->enforced);
+	_cleanup_free_ char *req = srv_features_json(hb->requested);
+	_cleanup_free_ char *enf = srv_features_json(hb->enforced);
 	char missing[512];
 	srv_features_missing(hb->requested, hb->enforced, missing, sizeof(missing));
 	sqlite3_stmt *q = s->heartbeat;
@@ -898,6 +878,25 @@ static int st_trust_roots_load(struct srv_store *st, srv_store_blob_cb cb, void 
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Age retention in bounded batches, so the store lock is never held for long. */
+static int st_events_prune(struct srv_store *st, int64_t older_than_ms, unsigned max_rows)
+{
+	if (older_than_ms <= 0)
+		return 0;
+	_cleanup_stmt_ sqlite3_stmt *q = NULL;
+	int r = prep(impl(st),
+	             "DELETE FROM events WHERE (device, seq) IN (SELECT device, seq FROM events "
+	             "WHERE time_ms < ? LIMIT ?)",
+	             &q);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(q, 1, older_than_ms);
+	sqlite3_bind_int64(q, 2, max_rows);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		return -EIO;
+	return (unsigned)sqlite3_changes(impl(st)->db) >= max_rows ? 1 : 0;
+}
+
 static const struct srv_store_ops sqlite_ops = {
         .close = st_close,
         .begin = st_begin,
@@ -927,6 +926,7 @@ static const struct srv_store_ops sqlite_ops = {
         .events_query = st_events_query,
         .trust_root_add = st_trust_root_add,
         .trust_roots_load = st_trust_roots_load,
+        .events_prune = st_events_prune,
         .console = &srv_store_sqlite_console_ops,
 };
 

@@ -210,7 +210,8 @@ static int c_sync(struct srv_store *st)
 
 /* ---- devices ------------------------------------------------------------------------------ */
 
-/* Every device with its state; ?1 = now (s), ?2 = not-seen threshold (s). */
+/* Every device with its state; ?1 = now (s), ?2 = not-seen threshold (s). The CASE tests
+ * in srv_console_classify()'s order (store_console_common.c): keep the two in step. */
 #define DEVICE_STATE_SQL                                                                       \
 	"SELECT d.device_id, d.group_name, d.hostname, d.agent_version, d.enrolled_at, "       \
 	"d.cert_expires_at, d.revoked_at, d.acked_seq, d.last_seen, d.heartbeat_at, "          \
@@ -260,145 +261,60 @@ enum {
 
 static json_t *device_json(sqlite3_stmt *q)
 {
-	static const char *const freshness[] = {"unknown", "fresh", "stale", "no-policy"};
-	int f = sqlite3_column_int(q, DC_FRESH);
-	json_t *o = json_pack(
-	        "{ss ss ss ss sI sI sb sI sI sI sI sI ss ss ss sI sI ss}", "device_id",
-	        col_text(q, DC_ID), "group", col_text(q, DC_GROUP), "hostname",
-	        col_text(q, DC_HOST), "agent_version", col_text(q, DC_AGENT), "enrolled_at",
-	        sqlite3_column_int64(q, DC_ENROLLED), "cert_expires_at",
-	        sqlite3_column_int64(q, DC_CERT_EXP), "revoked",
-	        sqlite3_column_type(q, DC_REVOKED) != SQLITE_NULL, "acked_seq",
-	        sqlite3_column_int64(q, DC_ACKED), "last_seen", sqlite3_column_int64(q, DC_SEEN),
-	        "heartbeat_at", sqlite3_column_int64(q, DC_HEARTBEAT), "policy_version",
-	        sqlite3_column_int64(q, DC_POLICY), "trust_root_version",
-	        sqlite3_column_int64(q, DC_ROOT), "freshness",
-	        f >= 0 && f < 4 ? freshness[f] : "unknown", "kernel_release",
-	        col_text(q, DC_KERNEL), "cert_serial", col_text(q, DC_SERIAL), "head_version",
-	        sqlite3_column_int64(q, DC_HEAD), "violations",
-	        sqlite3_column_int64(q, DC_VIOLATIONS), "state", col_text(q, DC_STATE));
-	if (!o)
-		return NULL;
-	json_object_set_new(o, "features_missing", json_string(col_text(q, DC_MISSING)));
-	if (sqlite3_column_type(q, DC_REVOKED) != SQLITE_NULL)
-		json_object_set_new(o, "revoked_at",
-		                    json_integer(sqlite3_column_int64(q, DC_REVOKED)));
-	if (sqlite3_column_int64(q, DC_REJ_V) > 0)
-		json_object_set_new(o, "reject",
-		                    json_pack("{sI ss sI}", "version",
-		                              sqlite3_column_int64(q, DC_REJ_V), "reason",
-		                              col_text(q, DC_REJ_REASON), "time_ms",
-		                              sqlite3_column_int64(q, DC_REJ_MS)));
-	const int cols[2] = {DC_FREQ, DC_FENF};
-	const char *names[2] = {"features_requested", "features_enforced"};
-	for (int i = 0; i < 2; i++) {
-		json_t *feat = json_loads(col_text(q, cols[i]), 0, NULL);
-		json_object_set_new(o, names[i], feat ? feat : json_null());
-	}
-	return o;
+	struct srv_console_device_row row = {
+	        .device_id = col_text(q, DC_ID),
+	        .group = col_text(q, DC_GROUP),
+	        .hostname = col_text(q, DC_HOST),
+	        .agent_version = col_text(q, DC_AGENT),
+	        .kernel_release = col_text(q, DC_KERNEL),
+	        .cert_serial = col_text(q, DC_SERIAL),
+	        .features_requested = col_text(q, DC_FREQ),
+	        .features_enforced = col_text(q, DC_FENF),
+	        .features_missing = col_text(q, DC_MISSING),
+	        .state = col_text(q, DC_STATE),
+	        .reject_reason = col_text(q, DC_REJ_REASON),
+	        .revoked = sqlite3_column_type(q, DC_REVOKED) != SQLITE_NULL,
+	        .freshness = sqlite3_column_int(q, DC_FRESH),
+	        .enrolled_at = sqlite3_column_int64(q, DC_ENROLLED),
+	        .cert_expires_at = sqlite3_column_int64(q, DC_CERT_EXP),
+	        .revoked_at = sqlite3_column_int64(q, DC_REVOKED),
+	        .acked_seq = sqlite3_column_int64(q, DC_ACKED),
+	        .last_seen = sqlite3_column_int64(q, DC_SEEN),
+	        .heartbeat_at = sqlite3_column_int64(q, DC_HEARTBEAT),
+	        .policy_version = sqlite3_column_int64(q, DC_POLICY),
+	        .trust_root_version = sqlite3_column_int64(q, DC_ROOT),
+	        .head_version = sqlite3_column_int64(q, DC_HEAD),
+	        .violations = sqlite3_column_int64(q, DC_VIOLATIONS),
+	        .reject_version = sqlite3_column_int64(q, DC_REJ_V),
+	        .reject_ms = sqlite3_column_int64(q, DC_REJ_MS),
+	};
+	return srv_console_device_json(&row);
 }
-
-/* Per-group tallies of the overview, in plain arrays (groups and versions are few). */
-struct ov_version {
-	int64_t version, n;
-};
-
-struct ov_group {
-	char name[SRV_ID_MAX];
-	int64_t head, devices;
-	struct ov_version *v;
-	size_t nv;
-};
-
-struct ov_groups {
-	struct ov_group *g;
-	size_t n;
-};
-
-static void ov_groups_free(struct ov_groups *gs)
-{
-	for (size_t i = 0; i < gs->n; i++)
-		free(gs->g[i].v);
-	free(gs->g);
-}
-
-static struct ov_group *ov_group(struct ov_groups *gs, const char *name, int64_t head)
-{
-	for (size_t i = 0; i < gs->n; i++)
-		if (strcmp(gs->g[i].name, name) == 0)
-			return &gs->g[i];
-	struct ov_group *ng = realloc(gs->g, (gs->n + 1) * sizeof(*ng));
-	if (!ng)
-		return NULL;
-	gs->g = ng;
-	struct ov_group *g = &gs->g[gs->n++];
-	memset(g, 0, sizeof(*g));
-	snprintf(g->name, sizeof(g->name), "%s", name);
-	g->head = head;
-	return g;
-}
-
-static int ov_count(struct ov_group *g, int64_t version)
-{
-	size_t i = 0;
-	while (i < g->nv && g->v[i].version < version)
-		i++;
-	if (i == g->nv || g->v[i].version != version) {
-		/* Insert, keeping versions ascending. */
-		struct ov_version *nv = realloc(g->v, (g->nv + 1) * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		g->v = nv;
-		memmove(&g->v[i + 1], &g->v[i], (g->nv - i) * sizeof(*nv));
-		g->v[i] = (struct ov_version){version, 0};
-		g->nv++;
-	}
-	g->v[i].n++;
-	g->devices++;
-	return 0;
-}
-
-/* Device states, in the order DEVICE_STATE_SQL's CASE tests them (keep the two in step). */
-enum ov_state {
-	OV_REVOKED,
-	OV_NOT_SEEN,
-	OV_PENDING,
-	OV_FAILING,
-	OV_STALE,
-	OV_OUT_OF_DATE,
-	OV_DEGRADED,
-	OV_COMPLIANT,
-	OV_STATES,
-};
-
-static const char *const ov_state_names[OV_STATES] = {
-        "revoked", "not-seen",    "pending",  "failing",
-        "stale",   "out-of-date", "degraded", "compliant",
-};
 
 static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *g = NULL, *q = NULL, *dg = NULL;
-	struct ov_groups gs = {0};
-	int64_t counts[OV_STATES] = {0}, total = 0, degraded = 0;
+	struct srv_console_overview *ov = NULL;
 	json_t *out = NULL;
-	/* Every group with its newest version, even without devices. */
-	int r = prep(st,
-	             "SELECT name, coalesce((SELECT max(version) FROM publications p WHERE "
-	             "p.group_name = g.name), 0) FROM groups g ORDER BY name",
-	             &g);
+	int r = srv_console_overview_new(&ov);
 	if (r < 0)
+		return r;
+	/* Every group with its newest version, even without devices. */
+	if ((r = prep(st,
+	              "SELECT name, coalesce((SELECT max(version) FROM publications p WHERE "
+	              "p.group_name = g.name), 0) FROM groups g ORDER BY name",
+	              &g)) < 0)
 		goto fail;
 	while ((r = sqlite3_step(g)) == SQLITE_ROW)
-		if (!ov_group(&gs, col_text(g, 0), sqlite3_column_int64(g, 1))) {
-			r = -ENOMEM;
+		if ((r = srv_console_overview_group(ov, col_text(g, 0),
+		                                    sqlite3_column_int64(g, 1))) < 0)
 			goto fail;
-		}
 	if (r != SQLITE_DONE)
 		goto fail;
 	/*
-	 * One plain scan of the devices, classified here rather than with a CASE and GROUP BY
-	 * in SQL: at 10,000 devices the sort behind GROUP BY costs several times the scan.
+	 * One plain scan of the devices, classified in C (srv_console_classify) rather than with
+	 * a CASE and GROUP BY in SQL: at 10,000 devices the sort behind GROUP BY costs several
+	 * times the scan.
 	 */
 	if ((r = prep(st,
 	              "SELECT d.group_name, d.policy_version, d.revoked_at IS NOT NULL, "
@@ -410,58 +326,18 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 		goto fail;
 	sqlite3_bind_int64(q, 1, now);
 	sqlite3_bind_int64(q, 2, not_seen_sec);
-	while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-		struct ov_group *grp = ov_group(&gs, col_text(q, 0), 0);
-		if (!grp) {
-			r = -ENOMEM;
+	while ((r = sqlite3_step(q)) == SQLITE_ROW)
+		if ((r = srv_console_overview_device(
+		             ov, col_text(q, 0), sqlite3_column_int64(q, 1),
+		             sqlite3_column_int(q, 2), sqlite3_column_int(q, 3),
+		             sqlite3_column_int(q, 4), sqlite3_column_int(q, 5),
+		             sqlite3_column_int(q, 6), sqlite3_column_int(q, 7))) < 0)
 			goto fail;
-		}
-		int64_t version = sqlite3_column_int64(q, 1);
-		bool revoked = sqlite3_column_int(q, 2), deg = sqlite3_column_int(q, 7);
-		enum ov_state state = revoked                    ? OV_REVOKED
-		                      : sqlite3_column_int(q, 3) ? OV_NOT_SEEN
-		                      : sqlite3_column_int(q, 4) ? OV_PENDING
-		                      : sqlite3_column_int(q, 5) ? OV_FAILING
-		                      : sqlite3_column_int(q, 6) ? OV_STALE
-		                      : version < grp->head      ? OV_OUT_OF_DATE
-		                      : deg                      ? OV_DEGRADED
-		                                                 : OV_COMPLIANT;
-		counts[state]++;
-		total++;
-		if (revoked)
-			continue;
-		if (deg)
-			degraded++;
-		if ((r = ov_count(grp, version)) < 0)
-			goto fail;
-	}
 	if (r != SQLITE_DONE)
 		goto fail;
-	out = json_pack("{so s[] s[] sI sI}", "states", json_object(), "groups", "degraded",
-	                "degraded_total", (json_int_t)degraded, "devices_total", (json_int_t)total);
-	if (!out) {
+	if (!(out = srv_console_overview_json(ov))) {
 		r = -ENOMEM;
 		goto fail;
-	}
-	json_t *states = json_object_get(out, "states"), *groups = json_object_get(out, "groups");
-	/* Fixed order, for readers that show them in the order received. */
-	static const enum ov_state order[OV_STATES] = {OV_COMPLIANT, OV_DEGRADED, OV_OUT_OF_DATE,
-	                                               OV_STALE,     OV_FAILING,  OV_PENDING,
-	                                               OV_NOT_SEEN,  OV_REVOKED};
-	for (size_t i = 0; i < OV_STATES; i++)
-		json_object_set_new(states, ov_state_names[order[i]],
-		                    json_integer(counts[order[i]]));
-	for (size_t i = 0; i < gs.n; i++) {
-		json_t *vers = json_array();
-		for (size_t k = 0; k < gs.g[i].nv; k++)
-			json_array_append_new(vers,
-			                      json_pack("{sI sI}", "version",
-			                                (json_int_t)gs.g[i].v[k].version, "devices",
-			                                (json_int_t)gs.g[i].v[k].n));
-		json_array_append_new(groups, json_pack("{ss sI so sI}", "group", gs.g[i].name,
-		                                        "head_version", (json_int_t)gs.g[i].head,
-		                                        "versions", vers, "devices",
-		                                        (json_int_t)gs.g[i].devices));
 	}
 	/* The first few devices enforcing less than they asked for, in id order: the unique
 	 * index on device_id lets this stop after DEGRADED_LIST matches. */
@@ -479,11 +355,11 @@ static int c_overview(struct srv_store *st, int64_t now, int64_t not_seen_sec, j
 		json_array_append_new(deg, device_json(dg));
 	if (r != SQLITE_DONE)
 		goto fail;
-	ov_groups_free(&gs);
+	srv_console_overview_free(ov);
 	*ret = out;
 	return 0;
 fail:
-	ov_groups_free(&gs);
+	srv_console_overview_free(ov);
 	json_decref(out);
 	return r < 0 ? r : -EIO;
 }
@@ -701,21 +577,15 @@ static int c_violations(struct srv_store *st, const struct srv_console_violation
 	return *ret ? 0 : -ENOMEM;
 }
 
-static const char *vkind_name(int k)
-{
-	const ProtobufCEnumValue *v =
-	        protobuf_c_enum_descriptor_get_value(&corral__violation_kind__descriptor, k);
-	return v ? v->name : "VIOLATION_KIND_UNKNOWN";
-}
-
 static int group_counts(struct srv_store *st, const char *col, int64_t since, int64_t until,
                         json_t *out, const char *name)
 {
 	char sql[512];
+	/* Ties in key order (byte order), as the PostgreSQL backend breaks them. */
 	snprintf(sql, sizeof(sql),
 	         "SELECT %s, sum(n) AS t FROM console_vhour WHERE hour_ms >= ?1 AND hour_ms < ?2 "
-	         "GROUP BY %s ORDER BY t DESC LIMIT 50",
-	         col, col);
+	         "GROUP BY %s ORDER BY t DESC, %s LIMIT 50",
+	         col, col, col);
 	_cleanup_stmt_ sqlite3_stmt *q = NULL;
 	int r = prep(st, sql, &q);
 	if (r < 0)
@@ -725,10 +595,11 @@ static int group_counts(struct srv_store *st, const char *col, int64_t since, in
 	json_t *arr = json_array();
 	bool is_kind = strcmp(col, "vkind") == 0;
 	while ((r = sqlite3_step(q)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{ss sI}", "key",
-		                                     is_kind ? vkind_name(sqlite3_column_int(q, 0))
-		                                             : col_text(q, 0),
-		                                     "n", sqlite3_column_int64(q, 1)));
+		json_array_append_new(
+		        arr, json_pack("{ss sI}", "key",
+		                       is_kind ? srv_console_vkind_name(sqlite3_column_int(q, 0))
+		                               : col_text(q, 0),
+		                       "n", sqlite3_column_int64(q, 1)));
 	json_object_set_new(out, name, arr);
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
@@ -776,7 +647,7 @@ static int c_violation_stats(struct srv_store *st, int64_t since_ms, int64_t unt
 	if ((r = prep(st,
 	              "SELECT d.device_id, d.hostname, c.violations FROM console_devices c "
 	              "JOIN devices d ON d.id = c.device WHERE c.violations > 0 "
-	              "ORDER BY c.violations DESC LIMIT 10",
+	              "ORDER BY c.violations DESC, d.device_id LIMIT 10",
 	              &d)) < 0)
 		goto fail;
 	json_t *by_dev = json_array();

@@ -59,8 +59,14 @@ int fleet_server_start(struct fleet *f, const char *dir)
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(lfd, 2);
-		execl(bin, bin, "--data-dir", data, "--listen", "127.0.0.1:0", "--config", cfg,
-		      (char *)NULL);
+		/* CORRAL_TEST_DATABASE (tests/integration/pg): the same checks on PostgreSQL. */
+		const char *db = getenv("CORRAL_TEST_DATABASE");
+		if (db)
+			execl(bin, bin, "--data-dir", data, "--listen", "127.0.0.1:0", "--config",
+			      cfg, "--database", db, (char *)NULL);
+		else
+			execl(bin, bin, "--data-dir", data, "--listen", "127.0.0.1:0", "--config",
+			      cfg, (char *)NULL);
 		_exit(127);
 	}
 	close(lfd);

@@ -177,12 +177,19 @@ char *fx_enroll_token(struct fx_server *s, const char *group)
 
 int fx_daemon_start(struct fx_daemon *d, const char *dir, const char *const *args)
 {
-	char bin[700], data[700];
+	char bin[700];
+	snprintf(bin, sizeof(bin), "%s/bin/corrald", harness_binary_dir());
+	return fx_daemon_start_bin(d, dir, bin, args);
+}
+
+int fx_daemon_start_bin(struct fx_daemon *d, const char *dir, const char *bin,
+                        const char *const *args)
+{
+	char data[700];
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/corrald.sock", dir);
 	snprintf(d->log, sizeof(d->log), "%s/corrald.log", dir);
 	snprintf(data, sizeof(data), "%s/data", dir);
-	snprintf(bin, sizeof(bin), "%s/bin/corrald", harness_binary_dir());
 	const char *argv[64];
 	size_t n = 0;
 	argv[n++] = bin;

@@ -50,6 +50,9 @@ char *fx_enroll_token(struct fx_server *s, const char *group);
  * stderr to d->log; waits until the socket answers. Returns 0 or -1.
  */
 int fx_daemon_start(struct fx_daemon *d, const char *dir, const char *const *args);
+/* Same with another corrald executable (a copy with a test worker next to it). */
+int fx_daemon_start_bin(struct fx_daemon *d, const char *dir, const char *bin,
+                        const char *const *args);
 /* Sends `sig`, waits for exit; returns the exit status (or 128+signal), -1 on timeout. */
 int fx_daemon_stop(struct fx_daemon *d, int sig);
 

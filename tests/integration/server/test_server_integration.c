@@ -53,7 +53,12 @@ static int start_server(void)
 	snprintf(cfg, sizeof(cfg), "%s/server.json", g_dir);
 	snprintf(log, sizeof(log), "%s/server.log", g_dir);
 	snprintf(bin, sizeof(bin), "%s/bin/corral-server", harness_binary_dir());
-	const char *json = "{\"report_rate\": 1, \"report_burst\": 20, \"cert_lifetime\": \"1d\"}";
+	/* CORRAL_TEST_DATABASE (tests/integration/pg): the same suite on a PostgreSQL backend. */
+	const char *db = getenv("CORRAL_TEST_DATABASE");
+	char json[1600];
+	snprintf(json, sizeof(json),
+	         "{\"report_rate\": 1, \"report_burst\": 20, \"cert_lifetime\": \"1d\"%s%s%s}",
+	         db ? ", \"database\": \"" : "", db ? db : "", db ? "\"" : "");
 	if (util_write_file_atomic(cfg, json, strlen(json), 0644) < 0)
 		return -1;
 	/* Truncate the log so we only look at this run's "listening" line. */
@@ -535,6 +540,8 @@ static void test_first_start(void)
 	struct stat st;
 	const char *secret[] = {"ca.key", "server.key", "admin.token", "server.db"};
 	for (size_t i = 0; i < ELEMENTSOF(secret); i++) {
+		if (getenv("CORRAL_TEST_DATABASE") && strcmp(secret[i], "server.db") == 0)
+			continue; /* the database is PostgreSQL's */
 		char p[700];
 		snprintf(p, sizeof(p), "%s/data/%s", g_dir, secret[i]);
 		CU_ASSERT_FATAL(stat(p, &st) == 0);

@@ -7,9 +7,15 @@
  * 2001:db8::2, allowed by the test-only allowed_private list. Checks: direct connects refused
  * with EPERM, CONNECT allowed.test works over IPv4 and IPv6 origins, evil.test refused, SNI
  * mismatch refused, DNS rebinding to a private address refused, plain HTTP Host mismatch
- * refused, the session's own DNS to the server namespace refused, and DNS through corrald's
- * filtered resolver (127.0.0.53, the only DNS destination BPF allows) answered for a covered
- * name and REFUSED (reported) for another.
+ * refused, and DNS through corrald's filtered resolver (127.0.0.53, the only DNS destination
+ * BPF allows) answered for a covered name and REFUSED (reported) for another.
+ * Transparent redirect (dns: filtered): the session's own DNS to the server namespace
+ * (192.0.2.53:53, what its resolv.conf names) is rewritten in connect4/sendmsg4 to the filtered
+ * resolver, replies carry the original source again (recvmsg4), getpeername shows the original
+ * (getpeername4); glibc's getaddrinfo with a private resolv.conf resolves a covered name and
+ * fails on another (reported); DoT and IPv6 DNS stay refused; nothing redirected is reported
+ * as a violation. With dns: deny the same attempts fail with EPERM and are reported; in audit
+ * mode nothing is redirected (the attempts are reported as would-be denials).
  */
 #include "egress.h"
 #include "harness.h"
@@ -29,7 +35,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +54,8 @@ static atomic_int stop, proxy_ready;
 static pid_t upstream_pid;
 static char skip_reason[512];
 static bool ready;
+static struct egress_extra lab_extra;   /* proxy 127.0.0.1:3128, resolver 127.0.0.53:53 */
+static Corral__NetworkRules *lab_rules; /* no CIDR rules, dns: filtered */
 
 struct refusal {
 	char hostname[128];
@@ -228,6 +240,7 @@ static int suite_init(void)
 
 	/* the session may reach the proxy and nothing else */
 	struct egress_extra extra = {0};
+	static Corral__NetworkRules none = CORRAL__NETWORK_RULES__INIT;
 	struct sockaddr_in *pa = (struct sockaddr_in *)&extra.proxy;
 	pa->sin_family = AF_INET;
 	pa->sin_port = htons(3128);
@@ -236,8 +249,9 @@ static int suite_init(void)
 	da->sin_family = AF_INET;
 	da->sin_port = htons(53);
 	inet_pton(AF_INET, "127.0.0.53", &da->sin_addr);
-	Corral__NetworkRules none = CORRAL__NETWORK_RULES__INIT;
 	none.dns = CORRAL__DNS_MODE__DNS_FILTERED;
+	lab_extra = extra;
+	lab_rules = &none;
 	if (egress_open(&eg) < 0 || egress_set_rules(eg, &none, &extra) < 0 ||
 	    egress_attach(eg, lab.profile_cg_fd) < 0)
 		return 1;
@@ -343,29 +357,47 @@ static int tunnel(const char *host, const uint8_t *hello, size_t len, int *ret_e
 	return status;
 }
 
-/* Asks corrald's filtered resolver (127.0.0.53) for an A record; returns the rcode. */
-static int ask(const char *name, char *first, size_t first_len)
+/*
+ * Asks `server`:53 for an A record over an unconnected UDP socket; returns the rcode (or
+ * -errno), the first address and the source address of the reply ("a.b.c.d:port").
+ */
+static int ask_at(const char *server, const char *name, char *first, size_t first_len,
+                  char *from_text, size_t from_len)
 {
 	uint8_t q[512], a[512];
 	int qlen = res_mkquery(ns_o_query, name, ns_c_in, ns_t_a, NULL, 0, NULL, q, sizeof(q));
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)};
-	inet_pton(AF_INET, "127.0.0.53", &to.sin_addr);
+	struct sockaddr_in from = {0};
+	socklen_t fl = sizeof(from);
+	inet_pton(AF_INET, server, &to.sin_addr);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (qlen < 0 || sendto(fd, q, (size_t)qlen, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		int r = -errno;
 		close(fd);
-		return -errno;
+		return r;
 	}
-	ssize_t n = recv(fd, a, sizeof(a), 0);
+	ssize_t n = recvfrom(fd, a, sizeof(a), 0, (struct sockaddr *)&from, &fl);
 	close(fd);
 	ns_msg msg;
 	ns_rr rr;
 	if (n < 12 || ns_initparse(a, (int)n, &msg) < 0)
 		return -1;
+	if (from_text) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
+		snprintf(from_text, from_len, "%s:%u", ip, ntohs(from.sin_port));
+	}
 	if (first && ns_msg_count(msg, ns_s_an) > 0 && ns_parserr(&msg, ns_s_an, 0, &rr) == 0)
 		inet_ntop(AF_INET, ns_rr_rdata(rr), first, (socklen_t)first_len);
 	return ns_msg_getflag(msg, ns_f_rcode);
+}
+
+/* Asks corrald's filtered resolver (127.0.0.53) directly. */
+static int ask(const char *name, char *first, size_t first_len)
+{
+	return ask_at("127.0.0.53", name, first, first_len, NULL, 0);
 }
 
 static int session(void *arg)
@@ -431,7 +463,7 @@ static void test_session_through_proxy(void)
 
 	CU_ASSERT_EQUAL(out->direct_v4, EPERM);
 	CU_ASSERT_EQUAL(out->direct_v6, EPERM);
-	CU_ASSERT_EQUAL(out->dns_direct, EPERM);
+	CU_ASSERT_EQUAL(out->dns_direct, 0); /* redirected to the filtered resolver */
 	CU_ASSERT_EQUAL(out->allowed_status, 200);
 	CU_ASSERT_TRUE(out->allowed_echo);
 	CU_ASSERT_EQUAL(out->allowed6_status, 200);
@@ -456,8 +488,229 @@ static void test_session_through_proxy(void)
 	munmap(out, sizeof(*out));
 }
 
+/* ---- transparent redirect of the session's DNS (dns: filtered) --------------------------- */
+
+struct dns_outcome {
+	int mnt;                   /* 0 or errno of the private resolv.conf setup */
+	int gai_allowed, gai_evil; /* getaddrinfo results */
+	char gai_allowed_addr[64];
+	int raw_rcode;                   /* hand-made query to 192.0.2.53 */
+	char raw_addr[64], raw_from[64]; /* answer and reply source seen by recvfrom */
+	int udp_send, udp_connect;       /* sendto / connect to 192.0.2.53:53 */
+	int tcp_connect;                 /* TCP 192.0.2.53:53 */
+	int dot, dns6, dns_mapped;       /* 853, [2001:db8::2]:53, ::ffff:192.0.2.2:53 */
+	int peer_rc;
+	char peer[64]; /* getpeername of a connected UDP socket */
+};
+static struct dns_outcome *dout;
+
+/* The child's own /etc/resolv.conf naming the server namespace's DNS (private mount ns). */
+static int private_resolv_conf(void)
+{
+	static const char conf[] = "nameserver 192.0.2.53\noptions timeout:2 attempts:1\n";
+	char path[] = "/tmp/corral-resolv-XXXXXX";
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return errno;
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int r = write(fd, conf, sizeof(conf) - 1) == (ssize_t)(sizeof(conf) - 1) ? 0 : EIO;
+	close(fd);
+	if (r == 0 && mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+		r = errno;
+	unlink(path);
+	return r;
+}
+
+static int gai(const char *name, char *first, size_t first_len)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	int r = getaddrinfo(name, "443", &hints, &res);
+	if (r == 0 && first && res)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, first,
+		          (socklen_t)first_len);
+	if (res)
+		freeaddrinfo(res);
+	return r;
+}
+
+static int peer_of_connected_udp(const char *addr, char *text, size_t len)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)}, peer = {0};
+	socklen_t pl = sizeof(peer);
+	char ip[INET_ADDRSTRLEN];
+	inet_pton(AF_INET, addr, &to.sin_addr);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int r = 0;
+	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+		r = errno;
+	close(fd);
+	if (r == 0) {
+		inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+		snprintf(text, len, "%s:%u", ip, ntohs(peer.sin_port));
+	}
+	return r;
+}
+
+static int dns_session(void *arg)
+{
+	dout->mnt = private_resolv_conf();
+	if (dout->mnt)
+		return 1;
+	dout->gai_allowed =
+	        gai("allowed.test", dout->gai_allowed_addr, sizeof(dout->gai_allowed_addr));
+	dout->gai_evil = gai("evil.test", NULL, 0);
+	dout->raw_rcode = ask_at("192.0.2.53", "allowed.test", dout->raw_addr,
+	                         sizeof(dout->raw_addr), dout->raw_from, sizeof(dout->raw_from));
+	dout->udp_send = netlab_sendto(AF_INET, "192.0.2.53", 53);
+	dout->udp_connect = netlab_connect("192.0.2.53", 53, SOCK_DGRAM);
+	dout->tcp_connect = netlab_connect("192.0.2.53", 53, SOCK_STREAM);
+	dout->dot = netlab_connect("192.0.2.53", 853, SOCK_STREAM);
+	dout->dns6 = netlab_sendto(AF_INET6, "2001:db8::2", 53);
+	dout->dns_mapped = netlab_sendto(AF_INET6, "::ffff:192.0.2.2", 53);
+	dout->peer_rc = peer_of_connected_udp("192.0.2.53", dout->peer, sizeof(dout->peer));
+	return 0;
+}
+
+struct events53 {
+	size_t dns53; /* reported attempts at 192.0.2.53:53 */
+	size_t dns53_audit;
+	size_t other_dns;
+};
+
+static int count_events(const struct egress_event *ev, void *userdata)
+{
+	struct events53 *c = userdata;
+	if (strcmp(ev->target, "192.0.2.53:53") == 0) {
+		c->dns53++;
+		c->dns53_audit += ev->audit_only;
+	} else if (ev->port == 53 || ev->port == 853)
+		c->other_dns++;
+	return 0;
+}
+
+static void drain_events(struct events53 *c)
+{
+	memset(c, 0, sizeof(*c));
+	usleep(20 * 1000);
+	CU_ASSERT(egress_events_poll(eg, count_events, c) >= 0);
+}
+
+static void run_dns_session(void)
+{
+	dout = mmap(NULL, sizeof(*dout), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(dout != MAP_FAILED);
+	memset(dout, 0, sizeof(*dout));
+	int st = netlab_run_session(&lab, dns_session, NULL);
+	if (dout->mnt)
+		printf("\n  private resolv.conf: %s\n", strerror(dout->mnt));
+	CU_ASSERT_EQUAL(st, 0);
+}
+
+static void test_filtered_dns_redirect(void)
+{
+	struct events53 ev;
+	REQUIRE_LAB();
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &lab_extra), 0);
+	drain_events(&ev);
+	run_dns_session();
+
+	/* glibc asked 192.0.2.53 (which would answer evil.test too); the kernel sent it to the
+	 * filtered resolver, which answered the covered name and refused the other */
+	CU_ASSERT_EQUAL(dout->gai_allowed, 0);
+	CU_ASSERT_STRING_EQUAL(dout->gai_allowed_addr, "192.0.2.2");
+	CU_ASSERT_NOT_EQUAL(dout->gai_evil, 0);
+	CU_ASSERT_TRUE(refused_with("evil.test", "dns-refused"));
+	/* recvmsg4: the reply looks as if it came from where the query went */
+	CU_ASSERT_EQUAL(dout->raw_rcode, ns_r_noerror);
+	CU_ASSERT_STRING_EQUAL(dout->raw_addr, "192.0.2.2");
+	CU_ASSERT_STRING_EQUAL(dout->raw_from, "192.0.2.53:53");
+	CU_ASSERT_EQUAL(dout->udp_send, 0);
+	CU_ASSERT_EQUAL(dout->udp_connect, 0);
+	/* TCP is redirected as well; the filtered resolver serves UDP only, so: refused by
+	 * the loopback, not by BPF */
+	CU_ASSERT_EQUAL(dout->tcp_connect, ECONNREFUSED);
+	CU_ASSERT_EQUAL(dout->peer_rc, 0);
+	CU_ASSERT_STRING_EQUAL(dout->peer, "192.0.2.53:53");
+	/* not redirected: DoT, IPv6 DNS (the resolver is IPv4 only), IPv4-mapped IPv6 */
+	CU_ASSERT_EQUAL(dout->dot, EPERM);
+	CU_ASSERT_EQUAL(dout->dns6, EPERM);
+	CU_ASSERT_EQUAL(dout->dns_mapped, EPERM);
+	munmap(dout, sizeof(*dout));
+
+	/* a redirected query is no violation; the refused DoT/IPv6 attempts are */
+	drain_events(&ev);
+	CU_ASSERT_EQUAL(ev.dns53, 0);
+	CU_ASSERT(ev.other_dns >= 3);
+}
+
+static void test_deny_dns_unchanged(void)
+{
+	struct events53 ev;
+	Corral__NetworkRules deny = CORRAL__NETWORK_RULES__INIT;
+	REQUIRE_LAB();
+	deny.dns = CORRAL__DNS_MODE__DNS_DENY;
+	/* same extra (the resolver is still running): only the DNS mode differs */
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &deny, &lab_extra), 0);
+	drain_events(&ev);
+	run_dns_session();
+	CU_ASSERT_NOT_EQUAL(dout->gai_allowed, 0);
+	CU_ASSERT_NOT_EQUAL(dout->gai_evil, 0);
+	CU_ASSERT_EQUAL(dout->raw_rcode, -EPERM);
+	CU_ASSERT_EQUAL(dout->udp_send, EPERM);
+	CU_ASSERT_EQUAL(dout->udp_connect, EPERM);
+	CU_ASSERT_EQUAL(dout->tcp_connect, EPERM);
+	CU_ASSERT_EQUAL(dout->peer_rc, EPERM);
+	CU_ASSERT_EQUAL(dout->dot, EPERM);
+	CU_ASSERT_EQUAL(dout->dns6, EPERM);
+	munmap(dout, sizeof(*dout));
+	drain_events(&ev);
+	CU_ASSERT(ev.dns53 >= 1);
+
+	/* and back: the redirect target travels with the generation */
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &lab_extra), 0);
+	char addr[64] = "";
+	dout = mmap(NULL, sizeof(*dout), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(dout != MAP_FAILED);
+	memset(dout, 0, sizeof(*dout));
+	CU_ASSERT_EQUAL(netlab_run_session(&lab, dns_session, NULL), 0);
+	CU_ASSERT_EQUAL(dout->gai_allowed, 0);
+	snprintf(addr, sizeof(addr), "%s", dout->gai_allowed_addr);
+	CU_ASSERT_STRING_EQUAL(addr, "192.0.2.2");
+	munmap(dout, sizeof(*dout));
+}
+
+/* Audit mode denies nothing, so nothing is redirected either: DNS reaches the server the
+ * session asked (which answers evil.test) and is reported as a would-be denial. */
+static void test_audit_dns_not_redirected(void)
+{
+	struct events53 ev;
+	struct egress_extra audit = lab_extra;
+	REQUIRE_LAB();
+	audit.audit = true;
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &audit), 0);
+	drain_events(&ev);
+	run_dns_session();
+	CU_ASSERT_EQUAL(dout->gai_allowed, 0);
+	CU_ASSERT_EQUAL(dout->gai_evil, 0);
+	CU_ASSERT_EQUAL(dout->raw_rcode, ns_r_noerror);
+	CU_ASSERT_STRING_EQUAL(dout->raw_from, "192.0.2.53:53");
+	CU_ASSERT_EQUAL(dout->peer_rc, 0);
+	munmap(dout, sizeof(*dout));
+	drain_events(&ev);
+	CU_ASSERT(ev.dns53 >= 1);
+	CU_ASSERT_EQUAL(ev.dns53_audit, ev.dns53);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, lab_rules, &lab_extra), 0);
+}
+
 static const struct harness_test tests[] = {
         {"session_through_proxy", test_session_through_proxy},
+        {"filtered_dns_redirect", test_filtered_dns_redirect},
+        {"deny_dns_unchanged", test_deny_dns_unchanged},
+        {"audit_dns_not_redirected", test_audit_dns_not_redirected},
         {NULL, NULL},
 };
 

@@ -11,11 +11,14 @@
  * exit code 42; SIGTERM to the CLI forwarded (143); SIGKILL inside (137); a pty session;
  * --profile not selectable (2); a loopback connect denied by BPF with a NETWORK violation;
  * memory_max 64M vs 200M allocated (OOM, SessionExit.oom_killed); BPF egress unavailable
- * (test hook) refuses a restricting profile and degrades one that allows Landlock ports.
+ * (test hook) refuses a restricting profile and degrades one that allows Landlock ports;
+ * a second RunRequest on a connection with a running session refused (EBUSY), its
+ * descriptors closed, the first session unaffected.
  */
 #include "cleanup.h"
 #include "fixture.h"
 #include "harness.h"
+#include "ipc.h"
 #include "policy.h"
 #include "trust.h"
 #include "util.h"
@@ -985,6 +988,158 @@ static void test_policy_update(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* ---- one session per connection ---------------------------------------------------------- */
+
+/* Receives one response within 10 s; NULL on timeout or a bad frame. */
+static Corral__IpcResponse *recv_resp(int sock)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	if (poll(&p, 1, 10000) != 1)
+		return NULL;
+	_cleanup_free_ uint8_t *buf = NULL;
+	ssize_t n = cd_ipc_recv(sock, CD_IPC_FRAME_MAX, &buf, NULL, 0, NULL);
+	return n > 0 ? corral__ipc_response__unpack(NULL, (size_t)n, buf) : NULL;
+}
+
+/* Sends a RunRequest for `argv` with fresh pipes as stdio; our ends in ret_in/ret_out. */
+static int send_run(int sock, const char *const *argv, int *ret_in, int *ret_out)
+{
+	int in[2], out[2];
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		close(in[0]);
+		close(in[1]);
+		return -1;
+	}
+	char path_env[] = "PATH=/usr/bin:/bin";
+	char *env[] = {path_env};
+	Corral__RunRequest rr = CORRAL__RUN_REQUEST__INIT;
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	rr.argv = (char **)argv;
+	rr.n_argv = n;
+	rr.cwd = g_work;
+	rr.env = env;
+	rr.n_env = 1;
+	rr.profile = (char *)"";
+	Corral__IpcRequest rq = CORRAL__IPC_REQUEST__INIT;
+	rq.body_case = CORRAL__IPC_REQUEST__BODY_RUN;
+	rq.run = &rr;
+	int fds[3] = {in[0], out[1], out[1]};
+	int r = cd_ipc_send(sock, &rq.base, CD_IPC_FRAME_MAX, fds, 3);
+	close(in[0]);
+	close(out[1]);
+	if (r < 0) {
+		close(in[1]);
+		close(out[0]);
+		return -1;
+	}
+	*ret_in = in[1];
+	*ret_out = out[0];
+	return 0;
+}
+
+/* Whether `fd` reaches EOF within 5 s (every write end elsewhere is closed). */
+static bool eof_soon(int fd)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 5000) != 1)
+			return false;
+		char buf[256];
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			return true;
+		if (n < 0)
+			return false;
+	}
+}
+
+/*
+ * As the test account (forked child, setuid): a second RunRequest on a connection whose
+ * session still runs is refused with EBUSY, never runs, its descriptors are closed by the
+ * daemon, and the first session carries on to its own exit status. Exit code: the failed
+ * step, 0 when all held.
+ */
+static int second_run_child(const char *marker)
+{
+	if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0)
+		return 2;
+	int sock = cd_ipc_connect(g_d.sock);
+	if (sock < 0)
+		return 3;
+	const char *first[] = {"/bin/sh", "-c", "read x; echo got $x; exit 7", NULL};
+	int in1, out1;
+	if (send_run(sock, first, &in1, &out1) < 0)
+		return 4;
+	Corral__IpcResponse *r = recv_resp(sock);
+	bool started = r && r->body_case == CORRAL__IPC_RESPONSE__BODY_RUN_STARTED;
+	if (r)
+		corral__ipc_response__free_unpacked(r, NULL);
+	if (!started)
+		return 5;
+	char cmd[900];
+	snprintf(cmd, sizeof(cmd), "echo ran > %s", marker);
+	const char *second[] = {"/bin/sh", "-c", cmd, NULL};
+	int in2, out2;
+	if (send_run(sock, second, &in2, &out2) < 0)
+		return 6;
+	r = recv_resp(sock);
+	bool busy = r && r->body_case == CORRAL__IPC_RESPONSE__BODY_ERROR &&
+	            r->error->err == EBUSY && strstr(r->error->message, "already");
+	if (r)
+		corral__ipc_response__free_unpacked(r, NULL);
+	if (!busy)
+		return 7;
+	/* The daemon kept no copy of the refused request's stdout. */
+	if (!eof_soon(out2))
+		return 8;
+	close(in2);
+	close(out2);
+	/* The first session is untouched: it reads its stdin and exits 7. */
+	if (write(in1, "hello\n", 6) != 6)
+		return 9;
+	close(in1);
+	char buf[64] = "";
+	struct pollfd p = {.fd = out1, .events = POLLIN};
+	ssize_t n = poll(&p, 1, 10000) == 1 ? read(out1, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0 || !strstr(buf, "got hello"))
+		return 10;
+	r = recv_resp(sock);
+	bool exited = r && r->body_case == CORRAL__IPC_RESPONSE__BODY_RUN_EXITED &&
+	              r->run_exited->exit_status == 7;
+	if (r)
+		corral__ipc_response__free_unpacked(r, NULL);
+	close(out1);
+	close(sock);
+	return exited ? 0 : 11;
+}
+
+static void test_second_run_refused(void)
+{
+	NEED_READY();
+	char marker[800];
+	snprintf(marker, sizeof(marker), "%s/second-run-ran", g_work);
+	(void)unlink(marker);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(second_run_child(marker));
+	int st = 0;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		printf("\n  child failed at step %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_EQUAL(access(marker, F_OK), -1); /* the refused command never ran */
+	/* The daemon serves on. */
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "3", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 3);
+	run_out_free(&o);
+}
+
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
@@ -993,6 +1148,7 @@ static const struct harness_test tests[] = {
         {"io_uring_violation", test_io_uring_violation},
         {"violation_rate_limit", test_violation_rate_limit},
         {"exit_codes", test_exit_codes},
+        {"second_run_refused", test_second_run_refused},
         {"sigterm_forwarded", test_sigterm_forwarded},
         {"pty", test_pty},
         {"pty_winch_and_interrupt", test_pty_winch_and_interrupt},

@@ -158,6 +158,36 @@ static void test_compile_inheritance_and_barriers(void)
 	CU_ASSERT_TRUE(allows(c, "127.0.0.53", 53, UDP));
 	CU_ASSERT_FALSE(allows(c, "127.0.0.1", 53, UDP));
 	CU_ASSERT_FALSE(allows(c, "192.0.2.1", 53, UDP));
+	/* dns: filtered with a loopback IPv4 resolver: the kernel redirects port 53 there */
+	CU_ASSERT_EQUAL(c->config.dns_redirect_ip4, htonl(0x7f000035));
+	CU_ASSERT_EQUAL(c->config.dns_redirect_port, htons(53));
+	egress_compiled_free(c);
+
+	/* no redirect: other DNS modes, a non-loopback or IPv6 resolver, no resolver */
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_rules_compile(&rs.rules, &extra, &c), 0);
+	CU_ASSERT_EQUAL(c->config.dns_redirect_ip4, 0);
+	egress_compiled_free(c);
+	static const char *const no_redirect[] = {"192.0.2.53:53", "[::1]:53",
+	                                          "[::ffff:192.0.2.53]:53"};
+	for (size_t i = 0; i < ELEMENTSOF(no_redirect); i++) {
+		memset(&extra.dns, 0, sizeof(extra.dns));
+		CU_ASSERT_EQUAL(
+		        egress_parse_sockaddr(no_redirect[i], 0, &extra.dns, &(socklen_t){0}), 0);
+		rs_init(&rs, CORRAL__DNS_MODE__DNS_FILTERED);
+		CU_ASSERT_EQUAL_FATAL(egress_rules_compile(&rs.rules, &extra, &c), 0);
+		CU_ASSERT_EQUAL(c->config.dns_redirect_ip4, 0);
+		egress_compiled_free(c);
+	}
+	memset(&extra.dns, 0, sizeof(extra.dns));
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_FILTERED);
+	CU_ASSERT_EQUAL_FATAL(egress_rules_compile(&rs.rules, &extra, &c), 0);
+	CU_ASSERT_EQUAL(c->config.dns_redirect_ip4, 0);
+	egress_compiled_free(c);
+	CU_ASSERT_EQUAL(egress_parse_sockaddr("127.0.0.1:5353", 0, &extra.dns, &(socklen_t){0}), 0);
+	CU_ASSERT_EQUAL_FATAL(egress_rules_compile(&rs.rules, &extra, &c), 0);
+	CU_ASSERT_EQUAL(c->config.dns_redirect_ip4, htonl(INADDR_LOOPBACK));
+	CU_ASSERT_EQUAL(c->config.dns_redirect_port, htons(5353));
 	egress_compiled_free(c);
 
 	/* default_allow still keeps barriers and DNS */

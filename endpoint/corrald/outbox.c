@@ -23,6 +23,8 @@ struct cd_outbox {
 	sqlite3 *db;
 	uint64_t max_bytes, max_events;
 	struct cd_outbox_stats st;
+	/* a lazy commit is in the WAL but not yet fdatasync'ed */
+	bool unsynced;
 };
 
 enum cd_outbox_class cd_outbox_class_of(Corral__EventKind kind)
@@ -259,11 +261,40 @@ static int maybe_write_dropped(struct cd_outbox *ob, struct cd_outbox_stats *s, 
 	return 1;
 }
 
-int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
+bool cd_outbox_lazy_class(enum cd_outbox_class cls)
 {
-	if (ev->time_ms == 0)
-		ev->time_ms = util_now_ms();
-	int cls = (int)cd_outbox_class_of(ev->kind);
+	return cls == CD_OUTBOX_CLASS_SESSION;
+}
+
+/* Records a commit: a FULL commit fdatasyncs the whole WAL file, earlier lazy frames
+ * included; a lazy one leaves the WAL unsynced. */
+static void committed(struct cd_outbox *ob, bool lazy)
+{
+	ob->unsynced = lazy;
+}
+
+bool cd_outbox_unsynced(const struct cd_outbox *ob)
+{
+	return ob->unsynced;
+}
+
+int cd_outbox_sync(struct cd_outbox *ob)
+{
+	if (!ob->unsynced)
+		return 0;
+	/* SQLite's own handle on the WAL file and its own sync routine: exactly what a FULL
+	 * commit would have done at its end (fdatasync of the WAL). */
+	sqlite3_file *wal = NULL;
+	if (sqlite3_file_control(ob->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+	    !wal || !wal->pMethods || wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+		return -EIO;
+	ob->unsynced = false;
+	return 0;
+}
+
+static int append_txn(struct cd_outbox *ob, Corral__Event *ev, int cls, bool lazy,
+                      uint64_t *ret_seq)
+{
 	int r = exec(ob->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -316,6 +347,7 @@ int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
 		r = exec(ob->db, "COMMIT");
 		if (r < 0)
 			goto rollback;
+		committed(ob, lazy);
 		ob->st = s;
 		return -ENOSPC;
 	}
@@ -332,12 +364,33 @@ int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
 	r = exec(ob->db, "COMMIT");
 	if (r < 0)
 		goto rollback;
+	committed(ob, lazy);
 	ob->st = s;
 	if (ret_seq)
 		*ret_seq = seq;
 	return 0;
 rollback:
 	(void)exec(ob->db, "ROLLBACK");
+	return r;
+}
+
+int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
+{
+	if (ev->time_ms == 0)
+		ev->time_ms = util_now_ms();
+	int cls = (int)cd_outbox_class_of(ev->kind);
+	bool lazy = cd_outbox_lazy_class((enum cd_outbox_class)cls);
+	/* synchronous=NORMAL for this one transaction only: the connection is shared with the
+	 * trust store and the daemon state, whose commits stay FULL (db_open's setting). Both
+	 * levels keep a commit across a crash of the process (it is in the WAL, in the page
+	 * cache); only FULL also survives an OS crash or power loss. */
+	if (lazy && exec(ob->db, "PRAGMA synchronous = NORMAL") < 0)
+		return -EIO;
+	int r = append_txn(ob, ev, cls, lazy, ret_seq);
+	if (lazy && exec(ob->db, "PRAGMA synchronous = FULL") < 0) {
+		/* never leave the shared connection lazy */
+		r = -EIO;
+	}
 	return r;
 }
 
@@ -381,6 +434,12 @@ static int placeholder(uint64_t seq, int64_t time_ms, Corral__Event **ret)
 int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,
                     Corral__ReportBatch **ret_batch)
 {
+	/* Nothing leaves the device before it is on disk: an uploaded, acknowledged sequence
+	 * number lost in a power cut would be handed out again after the reboot, and the server's
+	 * (device, seq) deduplication would then discard the new event. */
+	int r = cd_outbox_sync(ob);
+	if (r < 0)
+		return r;
 	Corral__ReportBatch *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -395,7 +454,7 @@ int cd_outbox_batch(struct cd_outbox *ob, size_t max_events, size_t max_bytes,
 		return -ENOMEM;
 	}
 	sqlite3_stmt *st = NULL;
-	int r = 0;
+	r = 0;
 	if (sqlite3_prepare_v2(ob->db, "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		r = -EIO;
@@ -499,6 +558,7 @@ int cd_outbox_ack(struct cd_outbox *ob, uint64_t acked_seq)
 	r = exec(ob->db, "COMMIT");
 	if (r < 0)
 		goto rollback;
+	committed(ob, false);
 	ob->st = s;
 	return deleted;
 rollback:

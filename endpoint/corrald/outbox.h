@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,15 +61,36 @@ void cd_outbox_free(struct cd_outbox *ob);
 enum cd_outbox_class cd_outbox_class_of(Corral__EventKind kind);
 
 /*
- * Writes `ev` durably (one transaction). Assigns ev->seq and, when 0, ev->time_ms. Evicts older
- * events per the drop order when needed. Returns 0 with *ret_seq (may be NULL) set, -ENOSPC
+ * Whether events of this class are committed lazily: synchronous=NORMAL instead of FULL, i.e.
+ * in the WAL (safe from a kill -9 of corrald at once) but fdatasync'ed later, by
+ * cd_outbox_sync, the next FULL commit, or before any upload. True for session start/exit
+ * only (docs/endpoint.md, "Durable reporting").
+ */
+bool cd_outbox_lazy_class(enum cd_outbox_class cls);
+
+/* Whether a lazy commit is not yet on disk (the daemon then schedules cd_outbox_sync). */
+bool cd_outbox_unsynced(const struct cd_outbox *ob);
+
+/*
+ * Makes every committed event durable against an OS crash or power loss: fdatasyncs the WAL
+ * through SQLite's own file handle, as a FULL commit does. No-op when nothing is unsynced.
+ * Returns 0 or -EIO.
+ */
+int cd_outbox_sync(struct cd_outbox *ob);
+
+/*
+ * Writes `ev` (one transaction), durably before returning except for lazy classes
+ * (cd_outbox_lazy_class), which are durable against a crash of the process at once and
+ * against an OS crash after cd_outbox_sync. Assigns ev->seq and, when 0, ev->time_ms. Evicts
+ * older events per the drop order when needed. Returns 0 with *ret_seq (may be NULL) set, -ENOSPC
  * when the event itself had to be dropped (counted, reported later), -EMSGSIZE when it is
  * larger than CD_OUTBOX_EVENT_MAX, or -EIO.
  */
 int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq);
 
 /*
- * Builds the next ReportBatch: the oldest unacknowledged events in sequence order, at most
+ * Builds the next ReportBatch (after cd_outbox_sync: only durable events leave the device;
+ * -EIO when that fails): the oldest unacknowledged events in sequence order, at most
  * `max_events` and about `max_bytes` (at least one event), evicted sequence numbers filled
  * with placeholders. Sets after_seq. *ret_batch is owned
  * by the caller (cd_outbox_batch_free); n_events is 0 when there is nothing to send.

@@ -18,6 +18,11 @@
 
 struct cd_enforce;
 struct cd_session; /* opaque */
+struct cd_tmppool;
+
+/* Per-session TMP is CD_SESSION_TMP_DIR/CD_SESSION_TMP_NAME<session id>. */
+#define CD_SESSION_TMP_DIR  "/tmp"
+#define CD_SESSION_TMP_NAME "corral-"
 
 /* What the daemon offers a session. */
 struct cd_session_env {
@@ -27,6 +32,8 @@ struct cd_session_env {
 	void *userdata;
 	/* Per-profile enforcement (borrowed); NULL = enforcement could not start: runs refused. */
 	struct cd_enforce *enforce;
+	/* Pre-created TMP directories (borrowed, tmppool.h); NULL: each session does its mkdir. */
+	struct cd_tmppool *tmp_pool;
 };
 
 /*

@@ -17,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 int util_read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
 	struct stat st;
@@ -29,7 +27,9 @@ int util_read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 	/* A regular file's size is known: refuse before allocating. Pipes are read up to max. */
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
 		return -EFBIG;
-	size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+	/* procfs, sysfs and cgroupfs report regular files of size 0: start with a page for them
+	 * rather than growing from one byte (a dozen read calls for /proc/<pid>/status). */
+	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
 	if (cap > max + 1)
 		cap = max + 1;
 	_cleanup_free_ char *buf = malloc(cap);
@@ -363,13 +363,6 @@ int util_unhex(const char *hex, uint8_t *out, size_t len)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
-}
-
-bool util_secure_equal(const void *a, size_t alen, const void *b, size_t blen)
-{
-	if (alen != blen)
-		return false;
-	return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
 int util_parse_size(const char *s, uint64_t *ret_bytes)

@@ -3,7 +3,9 @@
  * Unit tests of the durable outbox: sequence numbers survive reopen, batches respect their
  * caps, acks delete only what was acknowledged, and a full outbox drops heartbeats, then
  * sessions, then violations, never policy events, and reports the drop with one `dropped`
- * event once there is room.
+ * event once there is room. Session start/exit events are committed lazily (synchronous=NORMAL
+ * for their own transaction only) and made durable by cd_outbox_sync, any FULL commit, and
+ * before every batch.
  */
 #include "db.h"
 #include "harness.h"
@@ -395,6 +397,126 @@ static void test_io_errors(void)
 	sqlite3_close_v2(db);
 }
 
+static int synchronous_level(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int level = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		level = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return level;
+}
+
+static void test_lazy_sync(void)
+{
+	fresh();
+	sqlite3 *db = open_db();
+	struct cd_outbox *ob = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_open(db, 1 << 20, 1000, &ob), 0);
+	CU_ASSERT_TRUE(cd_outbox_lazy_class(CD_OUTBOX_CLASS_SESSION));
+	CU_ASSERT_FALSE(cd_outbox_lazy_class(CD_OUTBOX_CLASS_VIOLATION));
+	CU_ASSERT_FALSE(cd_outbox_lazy_class(CD_OUTBOX_CLASS_HEARTBEAT));
+	CU_ASSERT_FALSE(cd_outbox_lazy_class(CD_OUTBOX_CLASS_KEEP));
+	CU_ASSERT_EQUAL(synchronous_level(db), 2); /* FULL, from db_open */
+	CU_ASSERT_FALSE(cd_outbox_unsynced(ob));
+	CU_ASSERT_EQUAL(cd_outbox_sync(ob), 0); /* nothing to do */
+
+	uint64_t seq = 0;
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, &seq), 0);
+	CU_ASSERT_EQUAL(seq, 1);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	/* the shared connection is FULL again for everybody else's commits */
+	CU_ASSERT_EQUAL(synchronous_level(db), 2);
+	/* committed: another connection (a restarted corrald after kill -9) sees it */
+	{
+		sqlite3 *db2 = open_db();
+		struct cd_outbox *ob2 = NULL;
+		CU_ASSERT_EQUAL_FATAL(cd_outbox_open(db2, 1 << 20, 1000, &ob2), 0);
+		struct cd_outbox_stats st;
+		cd_outbox_get_stats(ob2, &st);
+		CU_ASSERT_EQUAL(st.next_seq, 2);
+		CU_ASSERT_EQUAL(st.depth, 1);
+		cd_outbox_free(ob2);
+		sqlite3_close_v2(db2);
+	}
+	CU_ASSERT_EQUAL(cd_outbox_sync(ob), 0);
+	CU_ASSERT_FALSE(cd_outbox_unsynced(ob));
+
+	/* a FULL commit (violation) syncs earlier lazy frames too */
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT, NULL), 0);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION, NULL), 0);
+	CU_ASSERT_FALSE(cd_outbox_unsynced(ob));
+
+	/* nothing is batched for upload before it is on disk */
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, NULL), 0);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	Corral__ReportBatch *b = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_batch(ob, 0, 1 << 20, &b), 0);
+	CU_ASSERT_EQUAL(b->n_events, 4);
+	CU_ASSERT_FALSE(cd_outbox_unsynced(ob));
+	cd_outbox_batch_free(b);
+
+	/* an ack commits FULL */
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT, NULL), 0);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	CU_ASSERT_EQUAL(cd_outbox_ack(ob, 2), 2);
+	CU_ASSERT_FALSE(cd_outbox_unsynced(ob));
+	cd_outbox_free(ob);
+	sqlite3_close_v2(db);
+}
+
+/* Denies `PRAGMA synchronous` (any argument, or only the one in deny_arg). */
+static const char *deny_arg;
+static int deny_synchronous(void *ud, int action, const char *a, const char *b, const char *c,
+                            const char *d)
+{
+	(void)ud;
+	(void)c;
+	(void)d;
+	if (action == SQLITE_PRAGMA && a && strcmp(a, "synchronous") == 0 && b &&
+	    (!deny_arg || strcmp(b, deny_arg) == 0))
+		return SQLITE_DENY;
+	return SQLITE_OK;
+}
+
+static void test_lazy_errors(void)
+{
+	fresh();
+	sqlite3 *db = open_db();
+	struct cd_outbox *ob = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_open(db, 1 << 20, 1000, &ob), 0);
+	struct cd_outbox_stats before, after;
+
+	/* cannot switch to NORMAL: refused, nothing written */
+	deny_arg = NULL;
+	sqlite3_set_authorizer(db, deny_synchronous, NULL);
+	cd_outbox_get_stats(ob, &before);
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, NULL), -EIO);
+	cd_outbox_get_stats(ob, &after);
+	CU_ASSERT_EQUAL(after.next_seq, before.next_seq);
+	/* FULL classes do not touch the setting */
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION, NULL), 0);
+
+	/* cannot switch back to FULL: reported as a failure */
+	deny_arg = "FULL";
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, NULL), -EIO);
+	sqlite3_set_authorizer(db, NULL, NULL);
+	CU_ASSERT_EQUAL(db_exec(db, "PRAGMA synchronous = FULL", NULL, 0), 0);
+
+	/* no WAL file handle to sync (rollback-journal mode): -EIO, batch refused too */
+	CU_ASSERT_EQUAL(append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_EXIT, NULL), 0);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	CU_ASSERT_EQUAL(db_exec(db, "PRAGMA journal_mode = DELETE", NULL, 0), 0);
+	CU_ASSERT_EQUAL(cd_outbox_sync(ob), -EIO);
+	CU_ASSERT_TRUE(cd_outbox_unsynced(ob));
+	Corral__ReportBatch *b = NULL;
+	CU_ASSERT_EQUAL(cd_outbox_batch(ob, 0, 1 << 20, &b), -EIO);
+	cd_outbox_free(ob);
+	sqlite3_close_v2(db);
+}
+
 static const struct harness_test outbox_tests[] = {
         {"seq_and_reopen", test_seq_and_reopen},
         {"batches", test_batches},
@@ -403,6 +525,8 @@ static const struct harness_test outbox_tests[] = {
         {"full_of_keep_class", test_full_of_keep_class},
         {"byte_bound_and_oversize", test_byte_bound_and_oversize},
         {"io_errors", test_io_errors},
+        {"lazy_sync", test_lazy_sync},
+        {"lazy_errors", test_lazy_errors},
         {NULL, NULL},
 };
 

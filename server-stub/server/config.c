@@ -124,6 +124,12 @@ int srv_config_load(const char *path, struct srv_config *cfg, char *err, size_t 
 			            0 ||
 			    cfg->event_retention_sec < 0)
 				r = -EINVAL;
+		} else if (strcmp(key, "event_retention_events") == 0 && json_is_integer(v)) {
+			json_int_t t = json_integer_value(v);
+			if (t < 1000)
+				r = -EINVAL;
+			else
+				cfg->event_retention_events = (uint64_t)t;
 		} else if (strcmp(key, "log_level") == 0 && json_is_string(v)) {
 			if (log_parse_level(json_string_value(v), &cfg->log_level) < 0)
 				r = -EINVAL;

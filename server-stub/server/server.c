@@ -294,6 +294,17 @@ static void prune_events(struct srv *s)
 		if (r <= 0)
 			break;
 	}
+	/* Size bound after the age bound: the oldest events go first either way. */
+	if (!s->cfg.event_retention_events || !s->store->ops->events_prune_excess)
+		return;
+	for (int i = 0; i < PRUNE_MAX_ROUNDS; i++) {
+		pthread_mutex_lock(&s->store_lock);
+		int r = s->store->ops->events_prune_excess(s->store, s->cfg.event_retention_events,
+		                                           PRUNE_BATCH_ROWS);
+		pthread_mutex_unlock(&s->store_lock);
+		if (r <= 0)
+			break;
+	}
 }
 
 /* Resumes long-polls whose wait has run out; they answer 304 when called again. */

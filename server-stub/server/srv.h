@@ -33,8 +33,9 @@ struct srv_config {
 	unsigned threads;          /* libmicrohttpd polling threads (epoll each) */
 	unsigned connection_limit; /* concurrent connections */
 	enum log_level log_level;
-	char database[1024];         /* storage URL (srv_store_open); "" = DATA_DIR/server.db */
-	int64_t event_retention_sec; /* events older than this are pruned; 0 = kept forever */
+	char database[1024];             /* storage URL (srv_store_open); "" = DATA_DIR/server.db */
+	int64_t event_retention_sec;     /* events older than this are pruned; 0 = kept forever */
+	uint64_t event_retention_events; /* at most this many events kept (SQLite); 0 = no cap */
 	/* Receives libmicrohttpd's own diagnostics (TLS handshake failures, ...); NULL drops
 	 * them. Set by main, so the library itself never writes to stderr. */
 	void (*http_log)(void *cls, const char *fmt, va_list ap);
@@ -46,7 +47,8 @@ void srv_config_defaults(struct srv_config *cfg);
 /*
  * Reads a JSON config file ({"cert_lifetime": "30d", "report_rate": 10, "report_burst": 60,
  * "report_body_max": "2M", "threads": 2, "connection_limit": 20000, "log_level": "info",
- * "database": "postgresql://...", "event_retention": "30d"}).
+ * "database": "postgresql://...", "event_retention": "30d",
+ * "event_retention_events": 5000000}).
  * Unknown keys are errors. -errno with a message in err.
  */
 int srv_config_load(const char *path, struct srv_config *cfg, char *err, size_t errlen);

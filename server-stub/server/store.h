@@ -161,6 +161,14 @@ struct srv_store_ops {
 	int (*events_prune)(struct srv_store *st, int64_t older_than_ms, unsigned max_rows);
 
 	/*
+	 * Optional size-based retention (SQLite: one file on the server's own disk): removes the
+	 * oldest events (by time) beyond the newest `keep` rows, at most max_rows per call.
+	 * Returns 1 when rows may remain (call again), 0 when done, -errno. NULL on backends that
+	 * bound storage by time partitions instead (PostgreSQL).
+	 */
+	int (*events_prune_excess)(struct srv_store *st, uint64_t keep, unsigned max_rows);
+
+	/*
 	 * Optional (NULL when a single server owns the database): starts delivering change
 	 * notifications from other replicas to cb until close. -errno when it cannot start.
 	 */

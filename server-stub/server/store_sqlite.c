@@ -897,6 +897,31 @@ static int st_events_prune(struct srv_store *st, int64_t older_than_ms, unsigned
 	return (unsigned)sqlite3_changes(impl(st)->db) >= max_rows ? 1 : 0;
 }
 
+static int st_events_prune_excess(struct srv_store *st, uint64_t keep, unsigned max_rows)
+{
+	_cleanup_stmt_ sqlite3_stmt *c = NULL, *q = NULL;
+	int r = prep(impl(st), "SELECT count(*) FROM events", &c);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(c) != SQLITE_ROW)
+		return -EIO;
+	uint64_t n = (uint64_t)sqlite3_column_int64(c, 0);
+	if (n <= keep)
+		return 0;
+	uint64_t excess = n - keep;
+	unsigned batch = excess < max_rows ? (unsigned)excess : max_rows;
+	r = prep(impl(st),
+	         "DELETE FROM events WHERE (device, seq) IN (SELECT device, seq FROM events "
+	         "ORDER BY time_ms LIMIT ?)",
+	         &q);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(q, 1, batch);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		return -EIO;
+	return excess > batch ? 1 : 0;
+}
+
 static const struct srv_store_ops sqlite_ops = {
         .close = st_close,
         .begin = st_begin,
@@ -927,6 +952,7 @@ static const struct srv_store_ops sqlite_ops = {
         .trust_root_add = st_trust_root_add,
         .trust_roots_load = st_trust_roots_load,
         .events_prune = st_events_prune,
+        .events_prune_excess = st_events_prune_excess,
         .console = &srv_store_sqlite_console_ops,
 };
 

@@ -203,6 +203,17 @@ static void test_sqlite_prune(void)
 	CU_ASSERT_EQUAL(count_events(st, "d1"), 6);
 	CU_ASSERT_EQUAL(st->ops->events_prune(st, 1006, 4), 0);
 	CU_ASSERT_EQUAL(count_events(st, "d1"), 4);
+	/* Size bound: keep the newest 2 of the 4 left (1006..1009), one row per call. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st->ops->events_prune_excess);
+	CU_ASSERT_EQUAL(st->ops->events_prune_excess(st, 10, 1), 0); /* under the cap */
+	CU_ASSERT_EQUAL(count_events(st, "d1"), 4);
+	CU_ASSERT_EQUAL(st->ops->events_prune_excess(st, 2, 1), 1);
+	CU_ASSERT_EQUAL(count_events(st, "d1"), 3);
+	CU_ASSERT_EQUAL(st->ops->events_prune_excess(st, 2, 1), 0);
+	CU_ASSERT_EQUAL(count_events(st, "d1"), 2);
+	/* the survivors are the newest */
+	CU_ASSERT_EQUAL(st->ops->events_prune(st, 1008, 10), 0);
+	CU_ASSERT_EQUAL(count_events(st, "d1"), 2);
 	st->ops->close(st);
 }
 
@@ -210,7 +221,8 @@ static void test_config_keys(void)
 {
 	char p[700];
 	snprintf(p, sizeof(p), "%s/c.json", g_dir);
-	const char *ok = "{\"database\": \"postgresql:///corral\", \"event_retention\": \"30d\"}";
+	const char *ok = "{\"database\": \"postgresql:///corral\", \"event_retention\": \"30d\", "
+	                 "\"event_retention_events\": 5000000}";
 	util_write_file_atomic(p, ok, strlen(ok), 0644);
 	struct srv_config cfg = {0};
 	srv_config_defaults(&cfg);
@@ -218,7 +230,10 @@ static void test_config_keys(void)
 	CU_ASSERT_EQUAL(srv_config_load(p, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.database, "postgresql:///corral");
 	CU_ASSERT_EQUAL(cfg.event_retention_sec, 30 * 86400);
-	const char *bad[] = {"{\"event_retention\": \"soon\"}", "{\"database\": 5}"};
+	CU_ASSERT_EQUAL(cfg.event_retention_events, 5000000);
+	const char *bad[] = {"{\"event_retention\": \"soon\"}", "{\"database\": 5}",
+	                     "{\"event_retention_events\": 10}",
+	                     "{\"event_retention_events\": \"many\"}"};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		util_write_file_atomic(p, bad[i], strlen(bad[i]), 0644);
 		CU_ASSERT_EQUAL(srv_config_load(p, &cfg, err, sizeof(err)), -EINVAL);

@@ -126,100 +126,29 @@ int fleet_server_stop(struct fleet *f)
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-void fleet_res_free(struct fleet_res *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct fleet_res *r = ud;
-	char *nb = realloc(r->body, r->len + sz * n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, sz * n);
-	r->len += sz * n;
-	nb[r->len] = '\0';
-	r->body = nb;
-	return sz * n;
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
-{
-	size_t nl = strlen(name);
-	if (len <= nl || strncasecmp(line, name, nl) != 0)
-		return;
-	const char *v = line + nl;
-	size_t vl = len - nl;
-	while (vl && *v == ' ')
-		v++, vl--;
-	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-		vl--;
-	snprintf(out, outlen, "%.*s", (int)vl, v);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct fleet_res *r = ud;
-	header_value(p, sz * n, "Content-Type:", r->ctype, sizeof(r->ctype));
-	header_value(p, sz * n, "Content-Security-Policy:", r->csp, sizeof(r->csp));
-	header_value(p, sz * n, "Content-Disposition:", r->disposition, sizeof(r->disposition));
-	return sz * n;
-}
-
 int fleet_http(const struct fleet *f, const char *method, const char *path, const void *body,
                size_t len, const char *ctype, const struct fleet_device *dev, const char *bearer,
-               struct fleet_res *out)
+               struct th_response *out)
 {
-	memset(out, 0, sizeof(*out));
-	char url[1024], ca[600], auth[400], ct[128];
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", f->port, path);
+	char ca[600];
 	snprintf(ca, sizeof(ca), "%s/data/ca.pem", f->dir);
-	CURL *c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
-	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-	if (bearer) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
-		h = curl_slist_append(h, auth);
-	}
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
-	if (dev) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, dev->crt);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, dev->key);
-	}
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	} else if (strcmp(method, "GET") != 0)
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	CURLcode cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cr != CURLE_OK)
-		fprintf(stderr, "curl %s: %s\n", path, curl_easy_strerror(cr));
-	return cr == CURLE_OK ? 0 : -EIO;
+	struct th_request rq = {.port = f->port,
+	                        .ca_file = ca,
+	                        .method = method,
+	                        .path = path,
+	                        .body = body,
+	                        .len = len,
+	                        .ctype = ctype,
+	                        .bearer = bearer,
+	                        .cert = dev ? dev->crt : NULL,
+	                        .key = dev ? dev->key : NULL};
+	return th_https(&rq, out);
 }
 
 long fleet_api(const struct fleet *f, const char *method, const char *path, const char *json,
                const char *bearer, json_t **ret)
 {
-	struct fleet_res r;
+	struct th_response r;
 	char full[1024];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (fleet_http(f, method, full, json, json ? strlen(json) : 0,
@@ -228,13 +157,13 @@ long fleet_api(const struct fleet *f, const char *method, const char *path, cons
 	if (ret)
 		*ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
 	long s = r.status;
-	fleet_res_free(&r);
+	th_response_free(&r);
 	return s;
 }
 
 static long upload(const struct fleet *f, const char *path, const uint8_t *env, size_t len)
 {
-	struct fleet_res r;
+	struct th_response r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (fleet_http(f, "POST", full, env, len, "application/octet-stream", NULL, f->admin, &r) <
@@ -243,7 +172,7 @@ static long upload(const struct fleet *f, const char *path, const uint8_t *env, 
 	long s = r.status;
 	if (s != 200)
 		fprintf(stderr, "upload %s: %ld %s\n", path, s, r.body ? r.body : "");
-	fleet_res_free(&r);
+	th_response_free(&r);
 	return s;
 }
 
@@ -364,23 +293,15 @@ static int write_cert(const char *path, const uint8_t *der, size_t len)
 
 static int enroll(struct fleet *f, struct fleet_device *d, const char *token)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_REQ *req = X509_REQ_new();
+	EVP_PKEY *k = NULL;
 	int r = -1;
 	uint8_t *der = NULL, *body = NULL;
-	if (!k || !req)
-		goto out;
-	X509_REQ_set_version(req, 0);
-	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
-	                           (const unsigned char *)d->name, -1, -1, 0);
-	X509_REQ_set_pubkey(req, k);
-	X509_REQ_sign(req, k, EVP_sha256());
-	int n = i2d_X509_REQ(req, &der);
-	if (n <= 0)
+	size_t n = 0;
+	if (th_make_csr(d->name, &k, &der, &n) < 0)
 		goto out;
 	Corral__EnrollRequest rq = CORRAL__ENROLL_REQUEST__INIT;
 	rq.token = (char *)token;
-	rq.csr_der = (ProtobufCBinaryData){(size_t)n, der};
+	rq.csr_der = (ProtobufCBinaryData){n, der};
 	rq.hostname = d->name;
 	rq.agent_version = (char *)"0.1.0";
 	size_t len = corral__enroll_request__get_packed_size(&rq);
@@ -388,7 +309,7 @@ static int enroll(struct fleet *f, struct fleet_device *d, const char *token)
 	if (!body)
 		goto out;
 	corral__enroll_request__pack(&rq, body);
-	struct fleet_res res;
+	struct th_response res;
 	if (fleet_http(f, "POST", "/v1/enroll", body, len, "application/x-protobuf", NULL, NULL,
 	               &res) < 0)
 		goto out;
@@ -408,11 +329,10 @@ static int enroll(struct fleet *f, struct fleet_device *d, const char *token)
 	} else
 		fprintf(stderr, "enroll %s: %ld %s\n", d->name, res.status,
 		        res.body ? res.body : "");
-	fleet_res_free(&res);
+	th_response_free(&res);
 out:
-	OPENSSL_free(der);
+	free(der);
 	free(body);
-	X509_REQ_free(req);
 	EVP_PKEY_free(k);
 	return r;
 }
@@ -586,7 +506,7 @@ static int report_device(struct fleet *f, size_t idx)
 		rb.events = b->evp;
 		size_t len = corral__report_batch__get_packed_size(&rb);
 		uint8_t *buf = malloc(len + 1);
-		struct fleet_res res;
+		struct th_response res;
 		r = -1;
 		if (buf) {
 			corral__report_batch__pack(&rb, buf);
@@ -596,7 +516,7 @@ static int report_device(struct fleet *f, size_t idx)
 				if (r < 0)
 					fprintf(stderr, "report %s: %ld %s\n", d->name, res.status,
 					        res.body ? res.body : "");
-				fleet_res_free(&res);
+				th_response_free(&res);
 			}
 			free(buf);
 		}

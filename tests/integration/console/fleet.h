@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include "https.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,15 +34,6 @@ struct fleet {
 	unsigned violations_total; /* violations reported */
 };
 
-struct fleet_res {
-	long status;
-	char *body;
-	size_t len;
-	char ctype[128];
-	char csp[512];
-	char disposition[256];
-};
-
 /* Starts corral-server on 127.0.0.1:0 with its data in dir/data. 0 or -1. */
 int fleet_server_start(struct fleet *f, const char *dir);
 /* SIGTERM, then wait. Returns the exit status or -1. */
@@ -49,8 +42,7 @@ int fleet_server_stop(struct fleet *f);
 /* One HTTPS request (bearer: admin token or NULL; dev: client certificate or NULL). */
 int fleet_http(const struct fleet *f, const char *method, const char *path, const void *body,
                size_t len, const char *ctype, const struct fleet_device *dev, const char *bearer,
-               struct fleet_res *out);
-void fleet_res_free(struct fleet_res *r);
+               struct th_response *out);
 /* GET/POST JSON under /api/v1/; returns the status and *ret the parsed body (may be NULL). */
 long fleet_api(const struct fleet *f, const char *method, const char *path, const char *json,
                const char *bearer, json_t **ret);

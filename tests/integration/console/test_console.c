@@ -69,7 +69,7 @@ static json_int_t jint(json_t *o, const char *path)
 
 static void test_assets_and_headers(void)
 {
-	struct fleet_res r;
+	struct th_response r;
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT(util_startswith(r.ctype, "text/html"));
@@ -82,29 +82,29 @@ static void test_assets_and_headers(void)
 	CU_ASSERT(r.body && strstr(r.body, "<script>") == NULL &&
 	          strstr(r.body, "<style") == NULL && strstr(r.body, "style=") == NULL &&
 	          strstr(r.body, "onclick") == NULL);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/app.js", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT(util_startswith(r.ctype, "text/javascript"));
 	CU_ASSERT(r.body && strstr(r.body, "innerHTML") == NULL);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/chart.js", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/../server.db", NULL, 0, NULL, NULL, NULL, &r) ==
 	                0);
 	CU_ASSERT_EQUAL(r.status, 404);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_FATAL(
 	        fleet_http(&g_f, "POST", "/index.html", "x", 1, "text/plain", NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 405);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	/* API answers carry the same headers and are never cached. */
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/api/v1/console/overview", NULL, 0, NULL, NULL,
 	                           g_f.viewer, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT(strstr(r.csp, "default-src 'self'") != NULL);
-	fleet_res_free(&r);
+	th_response_free(&r);
 }
 
 static void test_auth_required(void)
@@ -118,10 +118,10 @@ static void test_auth_required(void)
 		                          "0123456789abcdef.not-the-secret", NULL),
 		                401);
 	}
-	struct fleet_res r;
+	struct th_response r;
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/metrics", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 401);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "GET", "console/nosuch", NULL, g_f.viewer, NULL), 404);
 	CU_ASSERT_EQUAL(fleet_api(&g_f, "DELETE", "console/devices", NULL, g_f.admin, NULL), 405);
 }
@@ -300,7 +300,7 @@ static void test_violation_stats(void)
 
 static void test_exports(void)
 {
-	struct fleet_res r;
+	struct th_response r;
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/api/v1/console/violations?format=csv", NULL, 0,
 	                           NULL, NULL, g_f.viewer, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
@@ -314,14 +314,14 @@ static void test_exports(void)
 	CU_ASSERT(r.body && strstr(r.body, "\"violation.target\"") != NULL);
 	/* A formula-looking value is defused. */
 	CU_ASSERT(r.body && strstr(r.body, "\"'=HYPERLINK(\"\"http://x\"\")\"") != NULL);
-	fleet_res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/api/v1/console/devices?format=json", NULL, 0,
 	                           NULL, NULL, g_f.viewer, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
 	CU_ASSERT(json_is_array(j) && json_array_size(j) == 12);
 	json_decref(j);
-	fleet_res_free(&r);
+	th_response_free(&r);
 }
 
 static void test_device_and_session(void)
@@ -428,7 +428,7 @@ static void test_changes_counter(void)
 
 static void test_metrics(void)
 {
-	struct fleet_res r;
+	struct th_response r;
 	CU_ASSERT_FATAL(fleet_http(&g_f, "GET", "/metrics", NULL, 0, NULL, NULL, g_f.viewer, &r) ==
 	                0);
 	CU_ASSERT_EQUAL(r.status, 200);
@@ -441,7 +441,7 @@ static void test_metrics(void)
 	/* Eleven devices applied a version published to their group: all in the histogram. */
 	CU_ASSERT(r.body && strstr(r.body, "corral_publish_to_applied_seconds_count 11\n") != NULL);
 	CU_ASSERT(r.body && strstr(r.body, "corral_events_ingested_total ") != NULL);
-	fleet_res_free(&r);
+	th_response_free(&r);
 }
 
 /* ---- the browser ----------------------------------------------------------------------------- */

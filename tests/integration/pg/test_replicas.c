@@ -13,6 +13,7 @@
  *   - after the kill, a publish on A reaches the devices now polling A.
  */
 #include "harness.h"
+#include "https.h"
 
 #include "cleanup.h"
 #include "trust.h"
@@ -144,74 +145,29 @@ static int copy_data_dir(const struct replica *from, struct replica *to)
 
 /* ---- HTTP --------------------------------------------------------------------------------- */
 
-struct res {
-	long status;
-	char *body;
-	size_t len;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct res *r = ud;
-	char *nb = realloc(r->body, r->len + sz * n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, sz * n);
-	r->len += sz * n;
-	nb[r->len] = '\0';
-	r->body = nb;
-	return sz * n;
-}
-
 static int http(const struct replica *rep, const char *method, const char *path, const void *body,
                 size_t len, const char *ctype, const struct device *dev, const char *bearer,
-                struct res *out)
+                struct th_response *out)
 {
-	memset(out, 0, sizeof(*out));
-	char url[1024], ca[700], auth[400], ct[128];
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", rep->port, path);
+	char ca[700];
 	snprintf(ca, sizeof(ca), "%s/ca.pem", g_a.dir);
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-	if (bearer) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
-		h = curl_slist_append(h, auth);
-	}
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	if (dev) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, dev->crt);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, dev->key);
-	}
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	CURLcode cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cr != CURLE_OK) {
-		free(out->body);
-		memset(out, 0, sizeof(*out));
-	}
-	return cr == CURLE_OK ? 0 : -EIO;
+	struct th_request rq = {.port = rep->port,
+	                        .ca_file = ca,
+	                        .method = method,
+	                        .path = path,
+	                        .body = body,
+	                        .len = len,
+	                        .ctype = ctype,
+	                        .bearer = bearer,
+	                        .cert = dev ? dev->crt : NULL,
+	                        .key = dev ? dev->key : NULL};
+	return th_https(&rq, out);
 }
 
 static long admin(const struct replica *rep, const char *method, const char *path, const char *json,
                   json_t **ret)
 {
-	struct res r;
+	struct th_response r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (http(rep, method, full, json, json ? strlen(json) : 0, json ? "application/json" : NULL,
@@ -226,7 +182,7 @@ static long admin(const struct replica *rep, const char *method, const char *pat
 static long admin_upload(const struct replica *rep, const char *path, const uint8_t *env,
                          size_t len)
 {
-	struct res r;
+	struct th_response r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (http(rep, "POST", full, env, len, "application/octet-stream", NULL, g_admin, &r) < 0)
@@ -267,24 +223,21 @@ static int write_files(struct device *dev, const char *name, EVP_PKEY *k, const 
 static long enroll(const struct replica *rep, const char *token, const char *name,
                    struct device *dev)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_REQ *req = X509_REQ_new();
-	X509_REQ_set_version(req, 0);
-	X509_REQ_set_pubkey(req, k);
-	X509_REQ_sign(req, k, EVP_sha256());
+	EVP_PKEY *k = NULL;
 	uint8_t *csr = NULL;
-	int n = i2d_X509_REQ(req, &csr);
-	X509_REQ_free(req);
+	size_t n = 0;
+	if (th_make_csr(name, &k, &csr, &n) < 0)
+		return -1;
 	Corral__EnrollRequest rq = CORRAL__ENROLL_REQUEST__INIT;
 	rq.token = (char *)token;
-	rq.csr_der = (ProtobufCBinaryData){n > 0 ? (size_t)n : 0, csr};
+	rq.csr_der = (ProtobufCBinaryData){n, csr};
 	rq.hostname = (char *)name;
 	rq.agent_version = (char *)"0.1.0";
 	size_t len = corral__enroll_request__get_packed_size(&rq);
 	_cleanup_free_ uint8_t *body = malloc(len + 1);
 	corral__enroll_request__pack(&rq, body);
-	OPENSSL_free(csr);
-	struct res r;
+	free(csr);
+	struct th_response r;
 	long status = -1;
 	if (http(rep, "POST", "/v1/enroll", body, len, "application/x-protobuf", NULL, NULL, &r) ==
 	    0) {
@@ -368,7 +321,7 @@ static void *poll_main(void *arg)
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/policy?have=%llu&root=1&wait=20",
 	         (unsigned long long)p->have);
-	struct res r;
+	struct th_response r;
 	if (http(p->rep, "GET", path, NULL, 0, NULL, p->dev, NULL, &r) == 0) {
 		p->status = r.status;
 		Corral__PolicyUpdate *up =
@@ -453,7 +406,7 @@ static long report(const struct replica *rep, const struct device *d, uint64_t f
 	corral__report_batch__pack(&b, buf);
 	free(evp);
 	free(ev);
-	struct res r;
+	struct th_response r;
 	long status = -1;
 	if (http(rep, "POST", "/v1/report", buf, len, "application/x-protobuf", d, NULL, &r) == 0) {
 		status = r.status;

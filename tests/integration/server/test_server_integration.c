@@ -8,6 +8,7 @@
  * idempotency and limits, admin roles, the audit log, renewal, corral-admin, and a restart.
  */
 #include "harness.h"
+#include "https.h"
 
 #include "cleanup.h"
 #include "trust.h"
@@ -121,108 +122,31 @@ static int stop_server(void)
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
-struct res {
-	long status;
-	char *body;
-	size_t len;
-	char reason[128];
-	char retry_after[32];
-};
-
-static void res_free(struct res *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct res *r = ud;
-	char *nb = realloc(r->body, r->len + sz * n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, sz * n);
-	r->len += sz * n;
-	nb[r->len] = '\0';
-	r->body = nb;
-	return sz * n;
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
-{
-	size_t nl = strlen(name);
-	if (len <= nl || strncasecmp(line, name, nl) != 0)
-		return;
-	const char *v = line + nl;
-	size_t vl = len - nl;
-	while (vl && (*v == ' '))
-		v++, vl--;
-	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-		vl--;
-	snprintf(out, outlen, "%.*s", (int)vl, v);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct res *r = ud;
-	header_value(p, sz * n, "X-Corral-Reason:", r->reason, sizeof(r->reason));
-	header_value(p, sz * n, "Retry-After:", r->retry_after, sizeof(r->retry_after));
-	return sz * n;
-}
-
-/* One request. cert/key: client certificate files (NULL = none); bearer: admin token. */
+/* One request. dev: its client certificate (NULL = none); bearer: admin token. */
 static int http(const char *method, const char *path, const void *body, size_t len,
-                const char *ctype, const struct device *dev, const char *bearer, struct res *out)
+                const char *ctype, const struct device *dev, const char *bearer,
+                struct th_response *out)
 {
-	memset(out, 0, sizeof(*out));
-	char url[1024], ca[600], auth[400], ct[128];
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", g_port, path);
+	char ca[600];
 	snprintf(ca, sizeof(ca), "%s/data/ca.pem", g_dir);
-	CURL *c = curl_easy_init();
-	/* Large bodies announce themselves (Expect: 100-continue) so that an early 413 is read
-	 * before the upload, as a device's libcurl does; small ones skip the round trip. */
-	struct curl_slist *h =
-	        curl_slist_append(NULL, len > 60000 ? "Expect: 100-continue" : "Expect:");
-	if (bearer) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
-		h = curl_slist_append(h, auth);
-	}
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
-	if (dev) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, dev->crt);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, dev->key);
-	}
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	CURLcode cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cr != CURLE_OK)
-		fprintf(stderr, "curl %s: %s\n", path, curl_easy_strerror(cr));
-	return cr == CURLE_OK ? 0 : -EIO;
+	struct th_request rq = {.port = g_port,
+	                        .ca_file = ca,
+	                        .method = method,
+	                        .path = path,
+	                        .body = body,
+	                        .len = len,
+	                        .ctype = ctype,
+	                        .bearer = bearer,
+	                        .cert = dev ? dev->crt : NULL,
+	                        .key = dev ? dev->key : NULL};
+	return th_https(&rq, out);
 }
 
 /* Admin JSON call; returns the status, *ret the parsed body (may be NULL). */
 static long admin(const char *method, const char *path, const char *json, const char *bearer,
                   json_t **ret)
 {
-	struct res r;
+	struct th_response r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (http(method, full, json, json ? strlen(json) : 0, json ? "application/json" : NULL,
@@ -231,13 +155,13 @@ static long admin(const char *method, const char *path, const char *json, const 
 	if (ret)
 		*ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
 	long s = r.status;
-	res_free(&r);
+	th_response_free(&r);
 	return s;
 }
 
 static long admin_upload(const char *path, const uint8_t *env, size_t len, json_t **ret)
 {
-	struct res r;
+	struct th_response r;
 	char full[512];
 	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	if (http("POST", full, env, len, "application/octet-stream", NULL, g_admin, &r) < 0)
@@ -245,7 +169,7 @@ static long admin_upload(const char *path, const uint8_t *env, size_t len, json_
 	if (ret)
 		*ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
 	long s = r.status;
-	res_free(&r);
+	th_response_free(&r);
 	return s;
 }
 
@@ -291,31 +215,6 @@ static int write_pem_cert_der(const char *path, const uint8_t *der, size_t len)
 	return ok == 1 ? 0 : -EIO;
 }
 
-/* A fresh P-256 key and a DER CSR for it. */
-static int make_csr(EVP_PKEY **ret_key, uint8_t **ret_der, size_t *ret_len)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_REQ *req = X509_REQ_new();
-	if (!k || !req)
-		return -ENOMEM;
-	X509_REQ_set_version(req, 0);
-	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
-	                           (const unsigned char *)"ignored-by-server", -1, -1, 0);
-	X509_REQ_set_pubkey(req, k);
-	X509_REQ_sign(req, k, EVP_sha256());
-	uint8_t *der = NULL;
-	int n = i2d_X509_REQ(req, &der);
-	X509_REQ_free(req);
-	if (n <= 0)
-		return -EIO;
-	*ret_der = malloc((size_t)n);
-	memcpy(*ret_der, der, (size_t)n);
-	OPENSSL_free(der);
-	*ret_len = (size_t)n;
-	*ret_key = k;
-	return 0;
-}
-
 static int pack_enroll(const char *token, const uint8_t *csr, size_t csr_len, uint8_t **ret,
                        size_t *ret_len)
 {
@@ -337,10 +236,10 @@ static long enroll(const char *token, const char *name, struct device *dev, char
 	EVP_PKEY *k = NULL;
 	_cleanup_free_ uint8_t *csr = NULL, *body = NULL;
 	size_t csr_len = 0, len = 0;
-	if (make_csr(&k, &csr, &csr_len) < 0)
+	if (th_make_csr("ignored-by-server", &k, &csr, &csr_len) < 0)
 		return -1;
 	pack_enroll(token, csr, csr_len, &body, &len);
-	struct res r;
+	struct th_response r;
 	if (http("POST", "/v1/enroll", body, len, "application/x-protobuf", NULL, NULL, &r) < 0) {
 		EVP_PKEY_free(k);
 		return -1;
@@ -367,7 +266,7 @@ static long enroll(const char *token, const char *name, struct device *dev, char
 		}
 	}
 	EVP_PKEY_free(k);
-	res_free(&r);
+	th_response_free(&r);
 	return status;
 }
 
@@ -429,7 +328,7 @@ static long poll_policy(const struct device *d, uint64_t have, uint64_t root, un
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/policy?have=%llu&root=%llu&wait=%u",
 	         (unsigned long long)have, (unsigned long long)root, wait);
-	struct res r;
+	struct th_response r;
 	if (http("GET", path, NULL, 0, NULL, d, NULL, &r) < 0)
 		return -1;
 	long s = r.status;
@@ -438,7 +337,7 @@ static long poll_policy(const struct device *d, uint64_t have, uint64_t root, un
 	if (ret)
 		*ret = s == 200 ? corral__policy_update__unpack(NULL, r.len, (uint8_t *)r.body)
 		                : NULL;
-	res_free(&r);
+	th_response_free(&r);
 	return s;
 }
 
@@ -456,7 +355,7 @@ static Corral__Event *mk_event(uint64_t seq, Corral__EventKind kind)
 
 /* Sends events with sequences [from, to] (list order) as one batch; returns status, ack. */
 static long report(const struct device *d, const char *claimed_id, const uint64_t *seqs, size_t n,
-                   Corral__Heartbeat *hb, uint64_t *ret_ack, struct res *ret_res)
+                   Corral__Heartbeat *hb, uint64_t *ret_ack, struct th_response *ret_res)
 {
 	Corral__Event **evs = calloc(n ? n : 1, sizeof(*evs));
 	for (size_t i = 0; i < n; i++) {
@@ -477,7 +376,7 @@ static long report(const struct device *d, const char *claimed_id, const uint64_
 	for (size_t i = 0; i < n; i++)
 		free(evs[i]);
 	free(evs);
-	struct res r;
+	struct th_response r;
 	int rc = http("POST", "/v1/report", buf, len, "application/x-protobuf", d, NULL, &r);
 	free(buf);
 	if (rc < 0)
@@ -492,7 +391,7 @@ static long report(const struct device *d, const char *claimed_id, const uint64_
 	if (ret_res)
 		*ret_res = r;
 	else
-		res_free(&r);
+		th_response_free(&r);
 	return s;
 }
 
@@ -588,15 +487,15 @@ static void test_admin_roles(void)
 	/* Unauthenticated uploads are refused from the headers, before the body is read. */
 	size_t big = 3 * 1024 * 1024;
 	_cleanup_free_ char *junk = calloc(1, big);
-	struct res r;
+	struct th_response r;
 	CU_ASSERT(http("POST", "/api/v1/trust", junk, big, NULL, NULL, "0123456789abcdef.x", &r) ==
 	          0);
 	CU_ASSERT_EQUAL(r.status, 401);
-	res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT(http("POST", "/v1/report", junk, big / 2, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 401);
 	CU_ASSERT_STRING_EQUAL(r.reason, "no-certificate");
-	res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "{\"name\":\"bad name!\"}", g_admin, NULL), 400);
 	CU_ASSERT_EQUAL(admin("POST", "groups", "not json", g_admin, NULL), 400);
 }
@@ -676,34 +575,34 @@ static void test_enroll_failures(void)
 	CU_ASSERT_EQUAL(enroll(old, "x", &d, reason, sizeof(reason), NULL), 403);
 	CU_ASSERT_STRING_EQUAL(reason, "token-expired");
 	/* Malformed body, missing CSR, a CSR whose signature fails: none consumes the token. */
-	struct res r;
+	struct th_response r;
 	CU_ASSERT(http("POST", "/v1/enroll", "\xff\xff\xff", 3, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 400);
 	CU_ASSERT_STRING_EQUAL(r.reason, "malformed");
-	res_free(&r);
+	th_response_free(&r);
 	EVP_PKEY *k = NULL;
 	_cleanup_free_ uint8_t *csr = NULL, *body = NULL;
 	size_t csr_len = 0, len = 0;
-	CU_ASSERT_FATAL(make_csr(&k, &csr, &csr_len) == 0);
+	CU_ASSERT_FATAL(th_make_csr("ignored-by-server", &k, &csr, &csr_len) == 0);
 	EVP_PKEY_free(k);
 	csr[csr_len - 5] ^= 0x55; /* inside the signature */
 	pack_enroll(tok, csr, csr_len, &body, &len);
 	CU_ASSERT(http("POST", "/v1/enroll", body, len, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 400);
 	CU_ASSERT_STRING_EQUAL(r.reason, "bad-csr");
-	res_free(&r);
+	th_response_free(&r);
 	free(body);
 	body = NULL;
 	pack_enroll(tok, NULL, 0, &body, &len);
 	CU_ASSERT(http("POST", "/v1/enroll", body, len, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 400);
-	res_free(&r);
+	th_response_free(&r);
 	/* Oversized enrollment body. */
 	size_t big = 65 * 1024;
 	_cleanup_free_ char *junk = calloc(1, big);
 	CU_ASSERT(http("POST", "/v1/enroll", junk, big, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 413);
-	res_free(&r);
+	th_response_free(&r);
 	/* The single-use token survived all of the above. */
 	CU_ASSERT_EQUAL(enroll(tok, "x", &d, reason, sizeof(reason), NULL), 200);
 }
@@ -713,11 +612,11 @@ static void test_mtls_refusals(void)
 	char reason[128] = "";
 	/* No certificate. */
 	struct device none = {0};
-	struct res r;
+	struct th_response r;
 	CU_ASSERT(http("GET", "/v1/policy?wait=0", NULL, 0, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 401);
 	CU_ASSERT_STRING_EQUAL(r.reason, "no-certificate");
-	res_free(&r);
+	th_response_free(&r);
 	(void)none;
 	/* A certificate from a foreign CA, with a real device's id as CN. */
 	EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *dev_key = EVP_EC_gen("P-256");
@@ -863,10 +762,10 @@ static void test_poll_timeout(void)
 	uint64_t took = util_monotonic_ms() - t0;
 	CU_ASSERT(took >= 900 && took < 3000);
 	/* Bad parameters. */
-	struct res r;
+	struct th_response r;
 	CU_ASSERT(http("GET", "/v1/policy?have=abc", NULL, 0, NULL, &g_a, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 400);
-	res_free(&r);
+	th_response_free(&r);
 }
 
 static void test_cross_device(void)
@@ -887,10 +786,10 @@ static void test_cross_device(void)
 	corral__policy_update__free_unpacked(up, NULL);
 	/* A cannot report as B. */
 	uint64_t seqs[1] = {1};
-	struct res r;
+	struct th_response r;
 	CU_ASSERT_EQUAL(report(&g_a, g_b.id, seqs, 1, NULL, NULL, &r), 403);
 	CU_ASSERT_STRING_EQUAL(r.reason, "device-mismatch");
-	res_free(&r);
+	th_response_free(&r);
 }
 
 static void test_publish_refusals(void)
@@ -1037,32 +936,20 @@ static size_t chunked_read(char *buf, size_t size, size_t n, void *ud)
 /* A body without Content-Length (chunked): the cap applies to what has accumulated. */
 static long post_chunked(const struct device *d, size_t total)
 {
-	char url[256], ca[700];
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/report", g_port);
+	char ca[700];
 	snprintf(ca, sizeof(ca), "%s/data/ca.pem", g_dir);
 	struct chunked_src src = {total};
-	struct res out = {0};
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_SSLCERT, d->crt);
-	curl_easy_setopt(c, CURLOPT_SSLKEY, d->key);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, chunked_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &src);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	long status = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	res_free(&out);
+	struct th_request rq = {.port = g_port,
+	                        .ca_file = ca,
+	                        .method = "POST",
+	                        .path = "/v1/report",
+	                        .cert = d->crt,
+	                        .key = d->key,
+	                        .read = chunked_read,
+	                        .read_data = &src};
+	struct th_response out;
+	long status = th_https(&rq, &out) == 0 ? out.status : 0;
+	th_response_free(&out);
 	return status;
 }
 
@@ -1070,19 +957,19 @@ static void test_report_limits(void)
 {
 	CU_ASSERT_EQUAL(post_chunked(&g_c, 2 * 1024 * 1024 + 4096), 413);
 	CU_ASSERT_EQUAL(post_chunked(&g_c, 1000), 400); /* under the cap: parsed, malformed */
-	struct res r;
+	struct th_response r;
 	/* 413 from Content-Length, before the body is read. */
 	size_t big = 2 * 1024 * 1024 + 1;
 	_cleanup_free_ char *junk = calloc(1, big);
 	CU_ASSERT(http("POST", "/v1/report", junk, big, NULL, &g_c, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 413);
 	CU_ASSERT_STRING_EQUAL(r.reason, "too-large");
-	res_free(&r);
+	th_response_free(&r);
 	/* 400 for a body that is not a ReportBatch, and for seq 0. */
 	CU_ASSERT(http("POST", "/v1/report", "\xff\x01\x02", 3, NULL, &g_c, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 400);
 	CU_ASSERT_STRING_EQUAL(r.reason, "malformed");
-	res_free(&r);
+	th_response_free(&r);
 	uint64_t s0[1] = {0};
 	CU_ASSERT_EQUAL(report(&g_c, NULL, s0, 1, NULL, NULL, NULL), 400);
 	/* 429 with Retry-After once the burst (20 in this test's config) is spent. */
@@ -1093,13 +980,13 @@ static void test_report_limits(void)
 		st = report(&g_c, NULL, s1, 1, NULL, NULL, &r);
 		if (st == 429)
 			break;
-		res_free(&r);
+		th_response_free(&r);
 	}
 	CU_ASSERT_EQUAL(st, 429);
 	CU_ASSERT(i >= 15);
 	CU_ASSERT_STRING_EQUAL(r.reason, "rate-limited");
 	CU_ASSERT(atoi(r.retry_after) >= 1);
-	res_free(&r);
+	th_response_free(&r);
 }
 
 static void test_renew(void)
@@ -1107,16 +994,16 @@ static void test_renew(void)
 	EVP_PKEY *k = NULL;
 	_cleanup_free_ uint8_t *csr = NULL;
 	size_t csr_len = 0;
-	CU_ASSERT_FATAL(make_csr(&k, &csr, &csr_len) == 0);
+	CU_ASSERT_FATAL(th_make_csr("ignored-by-server", &k, &csr, &csr_len) == 0);
 	Corral__RenewRequest rq = CORRAL__RENEW_REQUEST__INIT;
 	rq.csr_der = (ProtobufCBinaryData){csr_len, csr};
 	size_t len = corral__renew_request__get_packed_size(&rq);
 	_cleanup_free_ uint8_t *body = malloc(len);
 	corral__renew_request__pack(&rq, body);
-	struct res r;
+	struct th_response r;
 	CU_ASSERT(http("POST", "/v1/renew", body, len, NULL, NULL, NULL, &r) == 0);
 	CU_ASSERT_EQUAL(r.status, 401);
-	res_free(&r);
+	th_response_free(&r);
 	CU_ASSERT(http("POST", "/v1/renew", body, len, NULL, &g_a, NULL, &r) == 0);
 	CU_ASSERT_EQUAL_FATAL(r.status, 200);
 	Corral__RenewResponse *resp =
@@ -1128,7 +1015,7 @@ static void test_renew(void)
 	write_pem_key(n.key, k);
 	write_pem_cert_der(n.crt, resp->certificate_der.data, resp->certificate_der.len);
 	corral__renew_response__free_unpacked(resp, NULL);
-	res_free(&r);
+	th_response_free(&r);
 	EVP_PKEY_free(k);
 	CU_ASSERT_EQUAL(poll_policy(&n, 3, 1, 0, NULL, NULL), 304);
 	g_a = n;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Endpoint integration fixture (see fixture.h). */
 #include "fixture.h"
+#include "https.h"
 
 #include "cleanup.h"
 #include "harness.h"
@@ -89,77 +90,43 @@ void fx_server_stop(struct fx_server *s, bool hard)
 	s->pid = -1;
 }
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct buf *b = ud;
-	char *q = realloc(b->p, b->n + sz * n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, p, sz * n);
-	b->n += sz * n;
-	q[b->n] = '\0';
-	b->p = q;
-	return sz * n;
-}
-
+/* One admin API call (under /api/v1/) with the server's admin token. -1 on transport failure. */
 static long http(struct fx_server *s, const char *method, const char *path, const void *body,
-                 size_t len, const char *ctype, struct buf *out)
+                 size_t len, const char *ctype, struct th_response *out)
 {
-	char url[1024], ca[800], auth[400], ct[128];
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u/api/v1/%s", s->port, path);
+	char full[1024], ca[800];
+	snprintf(full, sizeof(full), "/api/v1/%s", path);
 	snprintf(ca, sizeof(ca), "%s/srv/ca.pem", s->dir);
-	CURL *c = curl_easy_init();
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", s->admin_token);
-	struct curl_slist *h = curl_slist_append(NULL, auth);
-	h = curl_slist_append(h, "Expect:");
-	if (ctype) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-		h = curl_slist_append(h, ct);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	long status = -1;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
+	struct th_request rq = {.port = s->port,
+	                        .ca_file = ca,
+	                        .method = method,
+	                        .path = full,
+	                        .body = body,
+	                        .len = len,
+	                        .ctype = ctype,
+	                        .bearer = s->admin_token};
+	return th_https(&rq, out) == 0 ? out->status : -1;
 }
 
 long fx_admin(struct fx_server *s, const char *method, const char *path, const char *json,
               json_t **ret)
 {
-	struct buf b = {0};
+	struct th_response r;
 	long st = http(s, method, path, json, json ? strlen(json) : 0,
-	               json ? "application/json" : NULL, &b);
+	               json ? "application/json" : NULL, &r);
 	if (ret)
-		*ret = b.p ? json_loads(b.p, 0, NULL) : NULL;
-	free(b.p);
+		*ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
+	th_response_free(&r);
 	return st;
 }
 
 long fx_admin_upload(struct fx_server *s, const char *path, const uint8_t *buf, size_t len)
 {
-	struct buf b = {0};
-	long st = http(s, "POST", path, buf, len, "application/octet-stream", &b);
+	struct th_response r;
+	long st = http(s, "POST", path, buf, len, "application/octet-stream", &r);
 	if (st != 200 && st != 201)
-		fprintf(stderr, "upload %s: %ld %s\n", path, st, b.p ? b.p : "");
-	free(b.p);
+		fprintf(stderr, "upload %s: %ld %s\n", path, st, r.body ? r.body : "");
+	th_response_free(&r);
 	return st;
 }
 

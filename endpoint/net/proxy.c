@@ -91,6 +91,7 @@ struct conn {
 
 struct egress_proxy {
 	int epfd, lfd, tfd;
+	bool timer_armed; /* the 1 s expiry tick runs only while a handshake deadline is pending */
 	struct endpoint lep, rep, tep;
 	struct egress_resolver *resolver;
 	struct egress_host_rules *rules;
@@ -104,6 +105,16 @@ struct egress_proxy {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 };
+
+/* Starts the expiry tick (an idle proxy must not wake its daemon every second). */
+static void timer_arm(struct egress_proxy *p)
+{
+	if (p->timer_armed)
+		return;
+	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	if (timerfd_settime(p->tfd, 0, &its, NULL) == 0)
+		p->timer_armed = true;
+}
 
 static const char resp_403[] = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: "
                                "close\r\n\r\n";
@@ -603,6 +614,7 @@ static void upstream_connected(struct conn *c)
 		}
 		c->state = CONN_CLIENTHELLO;
 		c->deadline_ms = util_monotonic_ms() + c->p->timeout_sec * 1000ull;
+		timer_arm(c->p);
 		/* a client that sent its ClientHello right behind the CONNECT will not send
 		 * more until it hears back: check what is already here */
 		if (c->c2u_len && !check_clienthello(c))
@@ -810,6 +822,7 @@ static void accept_clients(struct egress_proxy *p)
 		c->uep.kind = 4;
 		c->uep.conn = c;
 		c->deadline_ms = util_monotonic_ms() + p->timeout_sec * 1000ull;
+		timer_arm(p);
 		http_parser_init(&c->parser, HTTP_REQUEST);
 		c->parser.data = c;
 		if (ss.ss_family == AF_INET)
@@ -870,6 +883,12 @@ static void expire(struct egress_proxy *p)
 			conn_free(c);
 		}
 	}
+	for (struct conn *c = p->conns; c; c = c->next)
+		if (c->state != CONN_RELAY && c->deadline_ms)
+			return;
+	struct itimerspec off = {{0, 0}, {0, 0}};
+	if (timerfd_settime(p->tfd, 0, &off, NULL) == 0)
+		p->timer_armed = false;
 }
 
 int egress_proxy_dispatch(struct egress_proxy *p, int timeout_ms)
@@ -958,9 +977,7 @@ int egress_proxy_new(const struct egress_proxy_config *cfg, const Corral__Networ
 	p->addr_len = sizeof(p->addr);
 	if (getsockname(p->lfd, (struct sockaddr *)&p->addr, &p->addr_len) < 0)
 		goto fail_errno;
-	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
-	if (timerfd_settime(p->tfd, 0, &its, NULL) < 0)
-		goto fail_errno;
+	/* the expiry timer starts disarmed: timer_arm() when a connection gets a deadline */
 	p->lep.kind = 0;
 	p->rep.kind = 1;
 	p->tep.kind = 2;

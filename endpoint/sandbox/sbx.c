@@ -1286,9 +1286,7 @@ int sbx_child_wait(struct sbx_child *c, struct sbx_result *ret)
 	if (c->has_cgroup) {
 		/* descendants left behind by the first process do not outlive the session */
 		(void)sbx_cgroup_kill(&c->cg);
-		sbx_cgroup_stats(&c->cg, &res);
-		sbx_cgroup_destroy(&c->cg);
-		c->has_cgroup = false;
+		sbx_cgroup_stats(&c->cg, &res); /* the rmdir waits for sbx_child_free */
 	} else {
 		(void)kill(-c->pid, SIGKILL);
 	}

@@ -104,6 +104,11 @@ static int mkdir_parents(const char *path, size_t root_len)
 
 	if (!sbx_str_copy(buf, sizeof(buf), path))
 		return -ENAMETOOLONG;
+	/* the parents exist after the first session of a profile: one mkdir then */
+	if (mkdir(buf, 0755) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
 	for (char *s = buf + root_len + 1; (s = strchr(s, '/')); s++) {
 		*s = '\0';
 		if (mkdir(buf, 0755) < 0 && errno != EEXIST)

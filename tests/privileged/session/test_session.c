@@ -41,6 +41,8 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 
 #define TEST_USER "corral-sess-test"
 
@@ -963,6 +965,63 @@ static void test_audit_mode(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* CapBnd of `pid` from /proc (all ones when unreadable, which no assertion accepts). */
+static unsigned long long cap_bounding(pid_t pid)
+{
+	char path[64], *buf = NULL, *line;
+	size_t len = 0;
+	unsigned long long v = ~0ULL;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (util_read_file(path, 1u << 16, &buf, &len) == 0 && (line = strstr(buf, "CapBnd:")))
+		v = strtoull(line + 7, NULL, 16);
+	free(buf);
+	return v;
+}
+
+/* corrald narrows its own bounding set at start to what the worker's exec needs
+ * (CAP_SETUID, CAP_SETGID), so sessions inherit that and drop only those two. */
+static void test_bounding_set(void)
+{
+	NEED_READY();
+	CU_ASSERT_EQUAL(cap_bounding(g_d.pid), (1ULL << CAP_SETUID) | (1ULL << CAP_SETGID));
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 0);
+	run_out_free(&o);
+}
+
+/* Without CAP_SETPCAP corrald cannot narrow its bounding set: it says so and still starts
+ * (sessions then fail closed at the engine's own bounding-set step). */
+static void test_bounding_set_refused(void)
+{
+	NEED_READY();
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d-nosetpcap", g_dir);
+	CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct fx_daemon d3 = {0};
+		const char *args[] = {"--offline", "--trust", g_root_path, "--group", "eng", NULL};
+		if (prctl(PR_CAPBSET_DROP, CAP_SETPCAP, 0, 0, 0) < 0 ||
+		    fx_daemon_start(&d3, ddir, args) < 0)
+			_exit(2);
+		char *log = NULL;
+		size_t len = 0;
+		int ok = cap_bounding(d3.pid) & (1ULL << CAP_SYS_ADMIN);
+		fx_daemon_stop(&d3, SIGTERM);
+		if (util_read_file(d3.log, 1u << 20, &log, &len) < 0)
+			_exit(3);
+		ok = ok && strstr(log, "cannot narrow the capability bounding set") != NULL;
+		free(log);
+		_exit(ok ? 0 : 4);
+	}
+	int st = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* A new policy version: the next session runs under it (compiled for the new version, the
  * profile's BPF programs kept and their rules swapped). */
 static void test_policy_update(void)
@@ -1142,6 +1201,8 @@ static void test_second_run_refused(void)
 
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
+        {"bounding_set", test_bounding_set},
+        {"bounding_set_refused", test_bounding_set_refused},
         {"root_refused", test_root_refused},
         {"files", test_files},
         {"workdir_refused", test_workdir_refused},

@@ -88,7 +88,8 @@ struct cd_session {
 	bool audit;
 	char tmp[64];
 	bool have_tmp;
-	int stdio[3]; /* the caller's descriptors (owned) */
+	struct cd_tmppool *tmp_pool; /* borrowed from the daemon; NULL without one */
+	int stdio[3];                /* the caller's descriptors (owned) */
 	uint64_t start_ms;
 	bool ended;
 
@@ -352,9 +353,15 @@ static void tmp_remove(struct cd_session *s)
 {
 	if (!s->have_tmp)
 		return;
-	/* Most sessions leave TMP empty: one rmdir then, no directory walk (on ext4 the readdir
-	 * of even an empty directory was the largest part of the cleanup). rmdir never follows
-	 * a symlink put in TMP's place. */
+	/* An empty TMP goes back to the pool for a later session (see cd_tmppool_put for the
+	 * checks): no rmdir now and no mkdir later. */
+	if (s->tmp_pool && cd_tmppool_put(s->tmp_pool, s->tmp) == 0) {
+		s->have_tmp = false;
+		return;
+	}
+	/* Otherwise most sessions leave TMP empty: one rmdir then, no directory walk (on ext4 the
+	 * readdir of even an empty directory was the largest part of the cleanup). rmdir never
+	 * follows a symlink put in TMP's place. */
 	if (rmdir(s->tmp) == 0) {
 		s->have_tmp = false;
 		return;
@@ -710,6 +717,7 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 		err = -r;
 		goto fail;
 	}
+	s->tmp_pool = env->tmp_pool;
 	if ((r = tmp_create(s, env->tmp_pool, suid, sgid)) < 0) {
 		step = "tmp";
 		err = -r;

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +169,72 @@ int cd_tmppool_claim(const char *path, uid_t uid, gid_t gid)
 		return -EPERM;
 	if (fchown(fd, uid, gid) < 0 || fchmod(fd, 0700) < 0)
 		return -errno;
+	return 0;
+}
+
+/* True when the directory open at fd has no entry but "." and "..". */
+static int dir_empty(int fd)
+{
+	/* getdents64 directly: no DIR allocation, and one call answers for an empty directory */
+	union {
+		struct dirent64 d;
+		char buf[512];
+	} u;
+	long n = syscall(SYS_getdents64, fd, u.buf, sizeof(u.buf));
+	if (n < 0)
+		return -errno;
+	for (long off = 0; off < n;) {
+		const struct dirent64 *de = (const struct dirent64 *)(u.buf + off);
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return 0;
+		off += de->d_reclen;
+	}
+	/* a full buffer of only "." and ".." cannot happen; anything more was seen above */
+	return 1;
+}
+
+int cd_tmppool_put(struct cd_tmppool *pool, const char *path)
+{
+	if (!pool || !path)
+		return -EINVAL;
+	/* Up to CD_TMPPOOL_MAX, above the thread's target: the thread refills right after a
+	 * take, so with a limit of `target` a put would find no room in the steady state. */
+	pthread_mutex_lock(&pool->lock);
+	bool room = pool->n < CD_TMPPOOL_MAX;
+	pthread_mutex_unlock(&pool->lock);
+	if (!room)
+		return -ENOSPC;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0700) < 0)
+		return -errno;
+	ssize_t x = flistxattr(fd, NULL, 0);
+	if (x < 0)
+		return -errno;
+	if (x > 0)
+		return -EPERM;
+	int e = dir_empty(fd);
+	if (e < 0)
+		return e;
+	if (!e)
+		return -ENOTEMPTY;
+	uint8_t rnd[16];
+	char id[33], to[PREFIX_MAX + NAME_MAX_LEN + 48];
+	arc4random_buf(rnd, sizeof(rnd));
+	util_hex(rnd, sizeof(rnd), id);
+	dir_path(pool, id, true, to, sizeof(to));
+	if (renameat2(AT_FDCWD, path, AT_FDCWD, to, RENAME_NOREPLACE) < 0)
+		return -errno;
+	pthread_mutex_lock(&pool->lock);
+	room = pool->n < CD_TMPPOOL_MAX;
+	if (room)
+		memcpy(pool->ids[pool->n++], id, sizeof(id));
+	pthread_mutex_unlock(&pool->lock);
+	if (!room) { /* filled meanwhile by the thread */
+		(void)rmdir(to);
+		return -ENOSPC;
+	}
 	return 0;
 }
 

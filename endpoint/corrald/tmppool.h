@@ -45,5 +45,20 @@ bool cd_tmppool_take(struct cd_tmppool *pool, char ret_id[33]);
  */
 int cd_tmppool_claim(const char *path, uid_t uid, gid_t gid);
 
+/*
+ * Gives a session's TMP at `path` (DIR/NAME<id>) back to the pool instead of removing it, so
+ * that in the steady state no directory is created or deleted at all (on ext4 the creation's
+ * free-inode search, which skips recently deleted inodes, was the largest CPU cost of a
+ * session). In order: opened without following a symlink; made ours again, mode 0700 (from
+ * then on nobody else can add an entry: creation checks the directory's owner and mode under
+ * the same inode lock that chown takes); reused only when it carries no extended attribute
+ * (an ACL the session user set would follow the directory to its next user) and is empty;
+ * renamed to a new ready name (never over an entry). The pool keeps up to CD_TMPPOOL_MAX this
+ * way (its thread refills only up to its target, and only when takes outrun puts). Returns 0
+ * when the pool took it; -ENOSPC (CD_TMPPOOL_MAX ready), -EPERM (attributes), -ENOTEMPTY, or -errno
+ * of a step: the caller then removes the directory itself, as without a pool. NULL pool: -EINVAL.
+ */
+int cd_tmppool_put(struct cd_tmppool *pool, const char *path);
+
 /* Stops the thread and removes the directories nobody took. NULL is fine. */
 void cd_tmppool_free(struct cd_tmppool *pool);

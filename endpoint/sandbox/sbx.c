@@ -814,26 +814,66 @@ static int child_vm_entry(void *arg)
  * Returns the pid (pidfd through ca) or -errno; -ENOSYS when clone3 is refused (inside another
  * corral session), and the caller falls back to the copying path.
  */
+/* A child stack with a guard page below it (an overflow faults instead of writing our heap);
+ * NULL with errno set. */
+static void *vm_stack_map(void)
+{
+	void *stack = mmap(NULL, SBX_VM_STACK, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	if (stack == MAP_FAILED)
+		return NULL;
+	if (mprotect(stack, 4096, PROT_NONE) < 0) {
+		int e = errno;
+		munmap(stack, SBX_VM_STACK);
+		errno = e;
+		return NULL;
+	}
+	return stack;
+}
+
+/* One stack kept between spawns (mapping, guarding and faulting in a fresh one each time
+ * cost tens of microseconds). Safe to reuse: when the vfork'ed parent resumes, the child has
+ * exec'd or exited and no longer runs on it. A concurrent spawn, or a child of fork() taken
+ * while the lock was held, gets a stack of its own (trylock never waits). */
+static pthread_mutex_t vm_stack_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *vm_stack_cached;
+
+static void *vm_stack_get(bool *ret_cached)
+{
+	*ret_cached = false;
+	if (pthread_mutex_trylock(&vm_stack_lock) == 0) {
+		if (!vm_stack_cached)
+			vm_stack_cached = vm_stack_map();
+		if (vm_stack_cached) {
+			*ret_cached = true;
+			return vm_stack_cached;
+		}
+		pthread_mutex_unlock(&vm_stack_lock);
+	}
+	return vm_stack_map();
+}
+
+static void vm_stack_put(void *stack, bool cached)
+{
+	if (cached)
+		pthread_mutex_unlock(&vm_stack_lock);
+	else
+		munmap(stack, SBX_VM_STACK);
+}
+
 static pid_t spawn_vm(struct clone_args *ca, const struct sbx_plan *plan, const int close_fds[3])
 {
 	struct vm_start st = {.plan = plan};
 	sigset_t all, old;
+	bool cached;
 	void *stack;
 	long pid;
-	int r;
 
 	for (int i = 0; i < 3; i++)
 		st.close_fds[i] = close_fds[i];
-	stack = mmap(NULL, SBX_VM_STACK, PROT_READ | PROT_WRITE,
-	             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-	if (stack == MAP_FAILED)
+	stack = vm_stack_get(&cached);
+	if (!stack)
 		return -errno;
-	/* a guard page below the stack: an overflow faults instead of writing our heap */
-	if (mprotect(stack, 4096, PROT_NONE) < 0) {
-		r = -errno;
-		munmap(stack, SBX_VM_STACK);
-		return r;
-	}
 	ca->flags |= CLONE_VM | CLONE_VFORK;
 	ca->stack = (uint64_t)(uintptr_t)stack;
 	ca->stack_size = SBX_VM_STACK;
@@ -841,7 +881,7 @@ static pid_t spawn_vm(struct clone_args *ca, const struct sbx_plan *plan, const 
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = sbx_clone3_vm(ca, sizeof(*ca), child_vm_entry, &st);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	munmap(stack, SBX_VM_STACK);
+	vm_stack_put(stack, cached);
 	ca->flags &= ~(uint64_t)(CLONE_VM | CLONE_VFORK);
 	ca->stack = ca->stack_size = 0;
 	return (pid_t)pid;

@@ -560,7 +560,8 @@ static void test_spawn_cgroup_join_fails(void)
 /*
  * The CLONE_VM spawn cannot map the child's stack (address space limit just above what the
  * process uses): refused with ENOMEM, nothing runs. Runs in a forked child so the limit
- * stays there.
+ * stays there. (No spawn in this process has succeeded before, so the child has no cached
+ * stack to fall back on: the tests above all fail before clone3.)
  */
 static void test_spawn_vm_stack_enomem(void)
 {

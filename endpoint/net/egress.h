@@ -182,7 +182,10 @@ int egress_attach(struct egress *e, int cgroup_dir_fd);
 int egress_set_rules(struct egress *e, const Corral__NetworkRules *rules,
                      const struct egress_extra *extra);
 
-/* The ring buffer's epoll-able fd (readable when events wait). Owned by `e`. */
+/*
+ * The ring buffer's epoll-able fd (readable, level-triggered, while events wait). Owned by `e`.
+ * The buffer is mapped into the process only while egress_events_poll() drains it.
+ */
 int egress_events_fd(const struct egress *e);
 
 /*

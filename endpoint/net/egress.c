@@ -74,6 +74,11 @@ int egress_open(struct egress **ret)
 	return -EOPNOTSUPP;
 }
 
+int egress_probe(struct egress **ret, char *why, size_t why_len)
+{
+	return egress_available(why, why_len);
+}
+
 int egress_attach(struct egress *e, int cgroup_dir_fd)
 {
 	return -EOPNOTSUPP;
@@ -114,7 +119,7 @@ static int libbpf_silent(enum libbpf_print_level level, const char *fmt, va_list
 	return 0;
 }
 
-int egress_available(char *why, size_t why_len)
+int egress_probe(struct egress **ret, char *why, size_t why_len)
 {
 	struct statfs sfs;
 	struct egress *e = NULL;
@@ -140,9 +145,17 @@ int egress_available(char *why, size_t why_len)
 		snprintf(why, why_len, "cannot load the cgroup BPF programs: %s", strerror(-r));
 		return 0;
 	}
-	egress_free(e);
 	snprintf(why, why_len, "cgroup BPF egress filter loads");
+	*ret = e;
 	return 1;
+}
+
+int egress_available(char *why, size_t why_len)
+{
+	struct egress *e = NULL;
+	int r = egress_probe(&e, why, why_len);
+	egress_free(e);
+	return r;
 }
 
 static int on_event(void *ctx, void *data, size_t size);

@@ -45,14 +45,14 @@ static void terminal_raw(void)
 		return;
 	t = saved_termios;
 	cfmakeraw(&t);
-	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0)
+	if (tcsetattr(STDIN_FILENO, TCSADRAIN, &t) == 0)
 		raw_mode = true;
 }
 
 static void terminal_restore(void)
 {
 	if (raw_mode)
-		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
 	raw_mode = false;
 }
 
@@ -89,9 +89,7 @@ static int handle_response(const Corral__IpcResponse *resp, bool tty)
 {
 	switch (resp->body_case) {
 	case CORRAL__IPC_RESPONSE__BODY_RUN_STARTED:
-		if (tty)
-			terminal_raw();
-		return -1;
+		return -1; /* the terminal went raw before the request (see cli_run) */
 	case CORRAL__IPC_RESPONSE__BODY_RUN_EXITED:
 		terminal_restore();
 		if (resp->run_exited->term_signal > 0) {
@@ -205,9 +203,15 @@ int cli_run(const char *socket_path, int argc, char **argv)
 			        strerror(-sock));
 		return 1;
 	}
+	/* Raw before the session exists: once it runs, corrald relays our terminal at once,
+	 * and switching later would race with what the user (or a script) types after the
+	 * first prompt. TCSADRAIN, not TCSAFLUSH: typeahead belongs to the session. */
+	if (rr.tty)
+		terminal_raw();
 	int stdio[3] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
 	int r = cd_ipc_send(sock, &rq.base, CD_IPC_FRAME_MAX, stdio, 3);
 	if (r < 0) {
+		terminal_restore();
 		fprintf(stderr, "corral: send: %s%s\n", strerror(-r),
 		        r == -EMSGSIZE ? " (arguments and environment too large)" : "");
 		return 1;

@@ -80,6 +80,10 @@ struct cd_daemon {
 	const struct cd_config *cfg;
 	sqlite3 *db;
 	struct trust_store *trust;
+	/* The bundle in force, verified when it was applied or loaded (policy_load): sessions
+	 * start from it instead of reading and re-verifying it from SQLite on every run, like
+	 * the profiles enforce.c compiled from it. NULL when none is in force. */
+	Corral__PolicyBundle *bundle;
 	struct cd_outbox *outbox;
 	int epfd, sigfd, timerfd, listenfd;
 	struct client clients[CLIENTS_MAX];
@@ -293,15 +297,19 @@ static void schedule_stale(struct cd_daemon *d)
 	d->stale_at = now_mono() + (uint64_t)(info.expires_at - now) * 1000 + 500;
 }
 
-/* Compiles the profiles of the bundle now in force, so the first `corral run` does only
- * per-session work. */
-static void enforce_prepare(struct cd_daemon *d)
+/* Loads the bundle now in force (verified from its stored bytes) into d->bundle and compiles
+ * its profiles, so that `corral run` does only per-session work. Called at start and whenever
+ * the store changes (a bundle or trust roots applied). */
+static void policy_load(struct cd_daemon *d)
 {
 	Corral__PolicyBundle *b = NULL;
-	if (d->enforce && trust_store_current(d->trust, NULL, NULL, &b, NULL) == 0 && b) {
+	if (trust_store_current(d->trust, NULL, NULL, &b, NULL) < 0)
+		b = NULL;
+	if (d->enforce && b)
 		cd_enforce_prepare(d->enforce, b);
-		corral__policy_bundle__free_unpacked(b, NULL);
-	}
+	if (d->bundle)
+		corral__policy_bundle__free_unpacked(d->bundle, NULL);
+	d->bundle = b;
 }
 
 /* Applies a bundle; when `resp` is given it is filled for the CLI, its detail pointing into
@@ -338,7 +346,7 @@ static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 		}
 		schedule_stale(d);
 		d->rejected_version = 0;
-		enforce_prepare(d);
+		policy_load(d);
 		return true;
 	}
 	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
@@ -401,6 +409,7 @@ static bool apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t 
 		ev.policy_applied = &pa;
 		(void)emit(d, &ev);
 		log_info("trust root version %" PRIu64 " applied", v);
+		policy_load(d); /* the bundle in force is re-verified under the new roots */
 		d->rejected_root[0] = '\0';
 	} else if (r < 0) {
 		Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
@@ -1368,9 +1377,7 @@ static void handle_client(struct cd_daemon *d, struct client *c)
 				r = reply_error(c->fd, EBUSY, "a session already runs here");
 				break;
 			}
-			Corral__PolicyBundle *b = NULL;
-			(void)trust_store_current(d->trust, NULL, NULL, &b, NULL);
-			struct cd_session_env env = {.bundle = b,
+			struct cd_session_env env = {.bundle = d->bundle,
 			                             .emit = emit_session_event,
 			                             .userdata = d,
 			                             .enforce = d->enforce,
@@ -1389,8 +1396,6 @@ static void handle_client(struct cd_daemon *d, struct client *c)
 			}
 			if (r > 0)
 				r = 0;
-			if (b)
-				corral__policy_bundle__free_unpacked(b, NULL);
 			break;
 		}
 		case CORRAL__IPC_REQUEST__BODY_SIGNAL:
@@ -1787,7 +1792,6 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	} else {
 		ee.data.u64 = TAG_ENFORCE;
 		epoll_ctl(d->epfd, EPOLL_CTL_ADD, cd_enforce_fd(d->enforce), &ee);
-		enforce_prepare(d);
 		/* Two TMP directories made ahead of time by a thread: a session start then does not
 		 * wait for the mkdir (≈ 1 ms of disk I/O on ext4). Without the pool each session
 		 * makes its own. */
@@ -1796,6 +1800,7 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 			log_warn("session TMP pool: %s (sessions create TMP themselves)",
 			         strerror(-pr));
 	}
+	policy_load(d);
 	*ret = d;
 	return 0;
 fail:
@@ -1831,6 +1836,8 @@ void cd_daemon_free(struct cd_daemon *d)
 	if (d->outbox)
 		outbox_sync(d);
 	cd_outbox_free(d->outbox);
+	if (d->bundle)
+		corral__policy_bundle__free_unpacked(d->bundle, NULL);
 	trust_store_free(d->trust);
 	if (d->db)
 		sqlite3_close_v2(d->db);

@@ -19,13 +19,74 @@
 /* Per-row bookkeeping added to the body size so that tiny events still count. */
 #define ROW_OVERHEAD 64u
 
+/* The statements of an append, compiled once (an append used to parse eight SQL texts). */
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SYNC_NORMAL,
+	S_SYNC_FULL,
+	S_INSERT_OUTBOX,
+	S_INSERT_RECENT,
+	S_TRIM_RECENT,
+	S_SAVE_STATE,
+	S_EVICT,
+	S__MAX
+};
+
+static const char *const stmt_sql[S__MAX] = {
+        [S_BEGIN] = "BEGIN IMMEDIATE",
+        [S_COMMIT] = "COMMIT",
+        [S_ROLLBACK] = "ROLLBACK",
+        [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+        [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
+        [S_INSERT_OUTBOX] = "INSERT INTO outbox (seq, kind, class, time_ms, body) "
+                            "VALUES (?, ?, ?, ?, ?)",
+        [S_INSERT_RECENT] = "INSERT OR REPLACE INTO recent (seq, body) VALUES (?, ?)",
+        [S_TRIM_RECENT] = "DELETE FROM recent WHERE seq <= ?",
+        [S_SAVE_STATE] = "UPDATE outbox_state SET next_seq = ?, acked_seq = ?, bytes = ?, "
+                         "count = ?, drop_heartbeats = ?, drop_sessions = ?, "
+                         "drop_violations = ?, drop_other = ? WHERE id = 1",
+        [S_EVICT] = "DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE "
+                    "class = ? ORDER BY seq LIMIT 1) RETURNING length(body)",
+};
+
 struct cd_outbox {
 	sqlite3 *db;
 	uint64_t max_bytes, max_events;
 	struct cd_outbox_stats st;
 	/* a lazy commit is in the WAL but not yet fdatasync'ed */
 	bool unsynced;
+	sqlite3_stmt *stmts[S__MAX];
 };
+
+/* The cached statement `id`, compiled on first use; NULL when it cannot be. Callers step it
+ * and then release it with done(), which resets it so it holds no lock between appends. */
+static sqlite3_stmt *stmt(struct cd_outbox *ob, enum stmt_id id)
+{
+	if (!ob->stmts[id] &&
+	    sqlite3_prepare_v3(ob->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &ob->stmts[id],
+	                       NULL) != SQLITE_OK)
+		return NULL;
+	return ob->stmts[id];
+}
+
+static void done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Runs a cached statement that returns no rows. */
+static int run_stmt(struct cd_outbox *ob, enum stmt_id id)
+{
+	sqlite3_stmt *st = stmt(ob, id);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
 
 enum cd_outbox_class cd_outbox_class_of(Corral__EventKind kind)
 {
@@ -74,12 +135,8 @@ static int load_state(struct cd_outbox *ob)
 
 static int save_state(struct cd_outbox *ob, const struct cd_outbox_stats *s)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(ob->db,
-	                       "UPDATE outbox_state SET next_seq = ?, acked_seq = ?, bytes = ?, "
-	                       "count = ?, drop_heartbeats = ?, drop_sessions = ?, "
-	                       "drop_violations = ?, drop_other = ? WHERE id = 1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = stmt(ob, S_SAVE_STATE);
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)s->next_seq);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)s->acked_seq);
@@ -90,7 +147,7 @@ static int save_state(struct cd_outbox *ob, const struct cd_outbox_stats *s)
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)s->drop_violations);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)s->drop_other);
 	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(st);
+	done(st);
 	return r;
 }
 
@@ -114,6 +171,10 @@ int cd_outbox_open(sqlite3 *db, uint64_t max_bytes, uint64_t max_events,
 
 void cd_outbox_free(struct cd_outbox *ob)
 {
+	if (!ob)
+		return;
+	for (size_t i = 0; i < S__MAX; i++)
+		sqlite3_finalize(ob->stmts[i]);
 	free(ob);
 }
 
@@ -147,11 +208,8 @@ static void count_drop(struct cd_outbox_stats *s, int cls)
 /* Evicts the oldest row of class `cls`; returns 1 when one was evicted, 0 when none. */
 static int evict_one(struct cd_outbox *ob, struct cd_outbox_stats *s, int cls)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(ob->db,
-	                       "DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE "
-	                       "class = ? ORDER BY seq LIMIT 1) RETURNING length(body)",
-	                       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = stmt(ob, S_EVICT);
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int(st, 1, cls);
 	int r = sqlite3_step(st);
@@ -164,7 +222,7 @@ static int evict_one(struct cd_outbox *ob, struct cd_outbox_stats *s, int cls)
 	} else {
 		r = r == SQLITE_DONE ? 0 : -EIO;
 	}
-	sqlite3_finalize(st);
+	done(st);
 	return r;
 }
 
@@ -172,11 +230,8 @@ static int evict_one(struct cd_outbox *ob, struct cd_outbox_stats *s, int cls)
 static int insert_row(struct cd_outbox *ob, uint64_t seq, const Corral__Event *ev,
                       const uint8_t *body, size_t len)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(ob->db,
-	                       "INSERT INTO outbox (seq, kind, class, time_ms, body) "
-	                       "VALUES (?, ?, ?, ?, ?)",
-	                       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = stmt(ob, S_INSERT_OUTBOX);
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
 	sqlite3_bind_int(st, 2, (int)ev->kind);
@@ -184,25 +239,23 @@ static int insert_row(struct cd_outbox *ob, uint64_t seq, const Corral__Event *e
 	sqlite3_bind_int64(st, 4, ev->time_ms);
 	sqlite3_bind_blob(st, 5, body, (int)len, SQLITE_STATIC);
 	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(st);
+	done(st);
 	if (r < 0)
 		return r;
-	if (sqlite3_prepare_v2(ob->db, "INSERT OR REPLACE INTO recent (seq, body) VALUES (?, ?)",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!(st = stmt(ob, S_INSERT_RECENT)))
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
 	sqlite3_bind_blob(st, 2, body, (int)len, SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(st);
+	done(st);
 	if (r < 0)
 		return r;
 	if (seq > CD_OUTBOX_RECENT) {
-		if (sqlite3_prepare_v2(ob->db, "DELETE FROM recent WHERE seq <= ?", -1, &st,
-		                       NULL) != SQLITE_OK)
+		if (!(st = stmt(ob, S_TRIM_RECENT)))
 			return -EIO;
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)(seq - CD_OUTBOX_RECENT));
 		r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(st);
+		done(st);
 	}
 	return r;
 }
@@ -295,7 +348,7 @@ int cd_outbox_sync(struct cd_outbox *ob)
 static int append_txn(struct cd_outbox *ob, Corral__Event *ev, int cls, bool lazy,
                       uint64_t *ret_seq)
 {
-	int r = exec(ob->db, "BEGIN IMMEDIATE");
+	int r = run_stmt(ob, S_BEGIN);
 	if (r < 0)
 		return r;
 	struct cd_outbox_stats s = ob->st;
@@ -344,7 +397,7 @@ static int append_txn(struct cd_outbox *ob, Corral__Event *ev, int cls, bool laz
 		r = save_state(ob, &s);
 		if (r < 0)
 			goto rollback;
-		r = exec(ob->db, "COMMIT");
+		r = run_stmt(ob, S_COMMIT);
 		if (r < 0)
 			goto rollback;
 		committed(ob, lazy);
@@ -361,7 +414,7 @@ static int append_txn(struct cd_outbox *ob, Corral__Event *ev, int cls, bool laz
 	r = save_state(ob, &s);
 	if (r < 0)
 		goto rollback;
-	r = exec(ob->db, "COMMIT");
+	r = run_stmt(ob, S_COMMIT);
 	if (r < 0)
 		goto rollback;
 	committed(ob, lazy);
@@ -370,7 +423,7 @@ static int append_txn(struct cd_outbox *ob, Corral__Event *ev, int cls, bool laz
 		*ret_seq = seq;
 	return 0;
 rollback:
-	(void)exec(ob->db, "ROLLBACK");
+	(void)run_stmt(ob, S_ROLLBACK);
 	return r;
 }
 
@@ -384,10 +437,10 @@ int cd_outbox_append(struct cd_outbox *ob, Corral__Event *ev, uint64_t *ret_seq)
 	 * trust store and the daemon state, whose commits stay FULL (db_open's setting). Both
 	 * levels keep a commit across a crash of the process (it is in the WAL, in the page
 	 * cache); only FULL also survives an OS crash or power loss. */
-	if (lazy && exec(ob->db, "PRAGMA synchronous = NORMAL") < 0)
+	if (lazy && run_stmt(ob, S_SYNC_NORMAL) < 0)
 		return -EIO;
 	int r = append_txn(ob, ev, cls, lazy, ret_seq);
-	if (lazy && exec(ob->db, "PRAGMA synchronous = FULL") < 0) {
+	if (lazy && run_stmt(ob, S_SYNC_FULL) < 0) {
 		/* never leave the shared connection lazy */
 		r = -EIO;
 	}

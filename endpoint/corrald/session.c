@@ -889,15 +889,15 @@ static void session_end(struct cd_session *s, bool answer)
 	s->ended = true;
 	if (!s->child)
 		return;
-	(void)sbx_child_kill(s->child);
+	/* The first process has exited when we answer (sbx_child_wait kills what it left in
+	 * the cgroup); a session whose client went away is still running and is killed. */
+	if (!answer)
+		(void)sbx_child_kill(s->child);
 	int r = sbx_child_wait(s->child, &res);
 	if (s->master >= 0 && answer)
 		relay_drain(s);
-	if (s->tagged) {
-		cd_enforce_session_remove(s->enforce, &s->tag);
-		s->tagged = false;
-	}
-	tmp_remove(s);
+	/* The exit is reported (outbox, then the client) before the cleanup: the session tag,
+	 * TMP and the cgroup directories go in cd_session_free, right after this. */
 	if (r < 0)
 		res.signal = SIGKILL;
 	Corral__SessionExit se = CORRAL__SESSION_EXIT__INIT;

@@ -263,7 +263,8 @@ struct sbx_result {
 
 /*
  * Waits for the session's first process to exit (blocking; use the pidfd to poll first),
- * kills remaining descendants, collects cgroup statistics and removes the session cgroups.
+ * kills remaining descendants and collects cgroup statistics. The emptied session cgroups are
+ * removed by sbx_child_free, so a caller can report the exit before that cleanup.
  * May be called once; returns -ECHILD afterwards.
  */
 int sbx_child_wait(struct sbx_child *c, struct sbx_result *ret);

@@ -75,6 +75,7 @@ struct cd_enforce {
 	int epfd;
 	int egress_ok; /* 1 available, 0 not, -1 not probed yet */
 	char egress_why[256];
+	struct egress *egress_spare; /* loaded by the probe, taken by the first profile */
 	char cg_root_name[CG_NAME_MAX];
 	cd_enforce_emit_fn emit;
 	void *userdata;
@@ -443,7 +444,9 @@ static int net_setup_bpf(struct cd_enforce *e, struct profile_net *pn, const Cor
 			snprintf(err, errlen, "profile cgroup %s: %s", dir, strerror(-r));
 			return r;
 		}
-		if ((r = egress_open(&pn->egress)) < 0) {
+		if (e->egress_spare)
+			pn->egress = TAKE_PTR(e->egress_spare);
+		else if ((r = egress_open(&pn->egress)) < 0) {
 			snprintf(err, errlen, "BPF egress: %s", strerror(-r));
 			return r;
 		}
@@ -499,12 +502,16 @@ static int tcp_ports(const Corral__Profile *p, const struct profile_net *pn, uin
 	return 0;
 }
 
-/* Whether BPF egress can be used, probed once (it loads the programs to find out). */
+/* Whether BPF egress can be used, probed once (it loads the programs to find out, and keeps
+ * them for the first profile that needs them). */
 static bool egress_usable(struct cd_enforce *e)
 {
 	if (e->egress_ok < 0) {
-		e->egress_ok = egress_available(e->egress_why, sizeof(e->egress_why)) == 1;
+		/* the probe's programs serve the first profile: loaded once, not twice */
+		e->egress_ok =
+		        egress_probe(&e->egress_spare, e->egress_why, sizeof(e->egress_why)) == 1;
 		if (e->egress_ok && !e->features.cgroup_v2) {
+			egress_free(TAKE_PTR(e->egress_spare));
 			e->egress_ok = 0;
 			snprintf(e->egress_why, sizeof(e->egress_why), "no cgroup v2 hierarchy");
 		}
@@ -663,6 +670,7 @@ void cd_enforce_free(struct cd_enforce *e)
 	if (!e)
 		return;
 	proxy_settings_clear(e);
+	egress_free(e->egress_spare);
 	while (e->profiles) {
 		struct cd_enforce_profile *pr = e->profiles;
 		e->profiles = pr->next;

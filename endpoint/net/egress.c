@@ -47,7 +47,6 @@ struct egress {
 #ifdef CORRAL_HAVE_BPF
 	struct egress_bpf *skel;
 	struct bpf_link *links[EGRESS_MAX_LINKS];
-	struct ring_buffer *rb;
 #endif
 	size_t n_links;
 	uint32_t gen;
@@ -73,6 +72,11 @@ int egress_available(char *why, size_t why_len)
 int egress_open(struct egress **ret)
 {
 	return -EOPNOTSUPP;
+}
+
+int egress_probe(struct egress **ret, char *why, size_t why_len)
+{
+	return egress_available(why, why_len);
 }
 
 int egress_attach(struct egress *e, int cgroup_dir_fd)
@@ -115,7 +119,7 @@ static int libbpf_silent(enum libbpf_print_level level, const char *fmt, va_list
 	return 0;
 }
 
-int egress_available(char *why, size_t why_len)
+int egress_probe(struct egress **ret, char *why, size_t why_len)
 {
 	struct statfs sfs;
 	struct egress *e = NULL;
@@ -141,9 +145,17 @@ int egress_available(char *why, size_t why_len)
 		snprintf(why, why_len, "cannot load the cgroup BPF programs: %s", strerror(-r));
 		return 0;
 	}
-	egress_free(e);
 	snprintf(why, why_len, "cgroup BPF egress filter loads");
+	*ret = e;
 	return 1;
+}
+
+int egress_available(char *why, size_t why_len)
+{
+	struct egress *e = NULL;
+	int r = egress_probe(&e, why, why_len);
+	egress_free(e);
+	return r;
 }
 
 static int on_event(void *ctx, void *data, size_t size);
@@ -168,11 +180,6 @@ int egress_open(struct egress **ret)
 	r = bpf_map_update_elem(bpf_map__fd(e->skel->maps.generation), &zero, &zero, BPF_ANY);
 	if (r < 0) {
 		r = -errno;
-		goto fail;
-	}
-	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, e, NULL);
-	if (!e->rb) {
-		r = errno ? -errno : -ENOMEM;
 		goto fail;
 	}
 	*ret = TAKE_PTR(e);
@@ -311,9 +318,15 @@ int egress_set_rules(struct egress *e, const Corral__NetworkRules *rules,
 	                        next ^ 1);
 }
 
+/*
+ * The ring buffer map's own fd: the kernel reports it readable (level-triggered) while records
+ * wait, so it needs no mapping to be watched. The mapping itself (the consumer page plus the
+ * data area mapped twice, ≈ 2 × 256 KiB of resident pages) only exists inside
+ * egress_events_poll(), so an idle daemon does not carry it.
+ */
 int egress_events_fd(const struct egress *e)
 {
-	return ring_buffer__epoll_fd(e->rb);
+	return bpf_map__fd(e->skel->maps.events);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -382,7 +395,14 @@ int egress_events_poll(struct egress *e, int (*cb)(const struct egress_event *ev
 	e->cb_userdata = userdata;
 	e->cb_error = 0;
 	e->consumed = 0;
-	int r = ring_buffer__consume(e->rb);
+	/* mapped for this drain only (see egress_events_fd): events are rare and each drain
+	 * empties the ring, so the cost is a few syscalls per burst, not per event */
+	struct ring_buffer *rb =
+	        ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, e, NULL);
+	if (!rb)
+		return errno ? -errno : -ENOMEM;
+	int r = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
 	if (e->cb_error)
 		return e->cb_error;
 	if (r < 0)
@@ -406,7 +426,6 @@ void egress_free(struct egress *e)
 		return;
 	for (size_t i = 0; i < e->n_links; i++)
 		bpf_link__destroy(e->links[i]);
-	ring_buffer__free(e->rb);
 	egress_bpf__destroy(e->skel);
 	free(e);
 }

@@ -103,8 +103,9 @@ struct egress_resolve_result {
 	} addrs[EGRESS_RESOLVE_MAX_ADDRS];
 };
 
-/* Starts `threads` (0 = 4, at most 16) resolver threads asking `server` ("a.b.c.d[:port]",
- * NULL = getaddrinfo). *ret owned by caller (egress_resolver_free). -EINVAL bad server. */
+/* A resolver of up to `threads` (0 = 4, at most 16) threads, started as lookups queue up, asking
+ * `server` ("a.b.c.d[:port]", NULL = getaddrinfo). *ret owned by caller (egress_resolver_free).
+ * -EINVAL bad server. */
 int egress_resolver_new(const char *server, unsigned threads, struct egress_resolver **ret);
 /* Static table entry answered before any server. -EINVAL bad name/address, -E2BIG past 256. */
 int egress_resolver_add_host(struct egress_resolver *r, const char *name, const char *address);

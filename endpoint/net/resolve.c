@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Name resolution for the egress proxy and the filtered resolver, off the event loop: a few
- * threads take names from a queue and resolve them from a static host table (tests), from a
- * DNS server the caller names (libresolv res_nquery with that server as the only one, so the
- * host's resolv.conf servers are never asked), or with the system's getaddrinfo(). Finished
- * lookups are queued back and signalled on an eventfd the loop polls.
+ * threads (started on demand, so an idle daemon has none) take names from a queue and resolve them
+ * from a static host table (tests), from a DNS server the caller names (libresolv res_nquery with
+ * that server as the only one, so the host's resolv.conf servers are never asked), or with the
+ * system's getaddrinfo(). Finished lookups are queued back and signalled on an eventfd the loop
+ * polls.
  */
 #include "egress_internal.h"
 
@@ -41,11 +42,13 @@ struct egress_resolver {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct job *todo_head, *todo_tail, *done_head, *done_tail;
-	size_t queued;
+	size_t queued; /* jobs in either queue (capped) */
+	size_t n_todo; /* jobs not yet taken by a thread */
 	bool stop;
 	int efd;
 	pthread_t threads[RESOLVER_MAX_THREADS];
-	unsigned n_threads;
+	unsigned n_threads, max_threads;
+	unsigned n_waiting; /* threads blocked for work (a signalled one counts until it runs) */
 	struct host_entry hosts[RESOLVER_MAX_HOSTS];
 	size_t n_hosts;
 	bool has_server;
@@ -146,13 +149,29 @@ static void resolve_one(struct egress_resolver *r, struct job *j)
 		query_system(j->name, &j->res);
 }
 
+/* Moves a finished job to the done queue and wakes the event loop. Called with the lock held. */
+static void finish_locked(struct egress_resolver *r, struct job *j)
+{
+	j->next = NULL;
+	if (r->done_tail)
+		r->done_tail->next = j;
+	else
+		r->done_head = j;
+	r->done_tail = j;
+	uint64_t one = 1;
+	(void)!write(r->efd, &one, sizeof(one));
+}
+
 static void *worker(void *arg)
 {
 	struct egress_resolver *r = arg;
 	for (;;) {
 		pthread_mutex_lock(&r->lock);
-		while (!r->stop && !r->todo_head)
+		while (!r->stop && !r->todo_head) {
+			r->n_waiting++;
 			pthread_cond_wait(&r->cond, &r->lock);
+			r->n_waiting--;
+		}
 		if (r->stop) {
 			pthread_mutex_unlock(&r->lock);
 			return NULL;
@@ -161,20 +180,14 @@ static void *worker(void *arg)
 		r->todo_head = j->next;
 		if (!r->todo_head)
 			r->todo_tail = NULL;
+		r->n_todo--;
 		pthread_mutex_unlock(&r->lock);
 
 		resolve_one(r, j);
 
 		pthread_mutex_lock(&r->lock);
-		j->next = NULL;
-		if (r->done_tail)
-			r->done_tail->next = j;
-		else
-			r->done_head = j;
-		r->done_tail = j;
+		finish_locked(r, j);
 		pthread_mutex_unlock(&r->lock);
-		uint64_t one = 1;
-		(void)!write(r->efd, &one, sizeof(one));
 	}
 }
 
@@ -209,14 +222,8 @@ int egress_resolver_new(const char *server, unsigned threads, struct egress_reso
 		egress_resolver_free(r);
 		return k;
 	}
-	for (unsigned i = 0; i < threads; i++) {
-		k = pthread_create(&r->threads[i], NULL, worker, r);
-		if (k != 0) {
-			egress_resolver_free(r);
-			return -k;
-		}
-		r->n_threads++;
-	}
+	/* no thread yet: egress_resolver_submit() starts them as lookups queue up */
+	r->max_threads = threads;
 	*ret = r;
 	return 0;
 }
@@ -267,6 +274,23 @@ int egress_resolver_submit(struct egress_resolver *r, const char *name, uint64_t
 		return -EAGAIN;
 	}
 	r->queued++;
+	/*
+	 * One more thread when the queued lookups outnumber the threads waiting for work, up to
+	 * the configured count. Without any thread (creation refused), the lookup completes at
+	 * once as failed rather than waiting forever.
+	 */
+	if (r->n_todo + 1 > r->n_waiting && r->n_threads < r->max_threads) {
+		int k = pthread_create(&r->threads[r->n_threads], NULL, worker, r);
+		if (k == 0) {
+			r->n_threads++;
+		} else if (r->n_threads == 0) {
+			j->res.error = -k;
+			finish_locked(r, j);
+			pthread_mutex_unlock(&r->lock);
+			return 0;
+		}
+	}
+	r->n_todo++;
 	if (r->todo_tail)
 		r->todo_tail->next = j;
 	else

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -552,6 +554,57 @@ static void test_callback_error_and_link_cap(void)
 	}
 }
 
+static bool events_readable(void)
+{
+	struct pollfd pfd = {.fd = egress_events_fd(eg), .events = POLLIN};
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/*
+ * The events fd is the ring buffer map's own fd: readable while records wait, not once they are
+ * drained. The ring is mapped only while draining: a drain that cannot map it (address-space
+ * limit in a child) fails with -ENOMEM and leaves the records for the next one.
+ */
+static void test_events_fd_and_map_failure(void)
+{
+	struct ruleset rs;
+	struct collected c;
+	REQUIRE_LAB();
+	rs_init(&rs, CORRAL__DNS_MODE__DNS_DENY);
+	CU_ASSERT_EQUAL_FATAL(egress_set_rules(eg, &rs.rules, NULL), 0);
+	drain(&c);
+	CU_ASSERT_FALSE(events_readable());
+	const struct probe probes[] = {{"192.0.2.2", 8080, 0, 0, EPERM}};
+	check_probes(probes, ELEMENTSOF(probes));
+	usleep(20 * 1000);
+	CU_ASSERT_TRUE(events_readable());
+
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		/* room for small allocations, not for the 2 × 256 KiB data mapping */
+		long pages = 0;
+		FILE *f = fopen("/proc/self/statm", "re");
+		if (!f || fscanf(f, "%ld", &pages) != 1)
+			_exit(2);
+		fclose(f);
+		struct rlimit rl = {(rlim_t)pages * 4096 + 128 * 1024,
+		                    (rlim_t)pages * 4096 + 128 * 1024};
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			_exit(3);
+		struct collected cc = {.n = 0};
+		_exit(egress_events_poll(eg, collect, &cc) == -ENOMEM && cc.n == 0 ? 0 : 4);
+	}
+	int status = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	CU_ASSERT_TRUE(events_readable());
+	drain(&c);
+	CU_ASSERT_PTR_NOT_NULL(find_event(&c, "192.0.2.2:8080"));
+	CU_ASSERT_FALSE(events_readable());
+}
+
 static const struct harness_test tests[] = {
         {"cidr_ports_v4_v6_mapped", test_cidr_ports_v4_v6_mapped},
         {"udp_sendto_and_dns", test_udp_sendto_and_dns},
@@ -562,6 +615,7 @@ static const struct harness_test tests[] = {
         {"bad_rules_keep_old", test_bad_rules_keep_old},
         {"callback_error_and_link_cap", test_callback_error_and_link_cap},
         {"ring_buffer_overflow_counted", test_ring_buffer_overflow_counted},
+        {"events_fd_and_map_failure", test_events_fd_and_map_failure},
         {NULL, NULL},
 };
 

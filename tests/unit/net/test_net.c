@@ -11,9 +11,14 @@
 #include "tls_hello.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -427,8 +432,16 @@ static void test_available_reports_reason(void)
 	int r = egress_available(why, sizeof(why));
 	CU_ASSERT(r == 0 || r == 1);
 	CU_ASSERT(why[0] != '\0');
-#ifndef CORRAL_TEST_HAVE_BPF
+	/* the probe that keeps its programs agrees, and hands them over only when it says 1 */
 	struct egress *e = NULL;
+	char why2[256] = "";
+	int r2 = egress_probe(&e, why2, sizeof(why2));
+	CU_ASSERT_EQUAL(r2, r);
+	CU_ASSERT_STRING_EQUAL(why2, why);
+	CU_ASSERT_EQUAL(e != NULL, r2 == 1);
+	egress_free(e);
+	e = NULL;
+#ifndef CORRAL_TEST_HAVE_BPF
 	CU_ASSERT_EQUAL(r, 0);
 	CU_ASSERT_EQUAL(egress_open(&e), -EOPNOTSUPP);
 	/* without BPF every entry point fails closed */
@@ -442,6 +455,86 @@ static void test_available_reports_reason(void)
 #endif
 }
 
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	if (!d)
+		return -1;
+	for (struct dirent *de; (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Waits for one finished lookup (the eventfd) and takes it; 1 when taken. */
+static int take_one(struct egress_resolver *r, uint64_t *cookie, struct egress_resolve_result *res)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		struct pollfd pfd = {.fd = egress_resolver_fd(r), .events = POLLIN};
+		if (poll(&pfd, 1, 100) < 0)
+			return -1;
+		int k = egress_resolver_take(r, cookie, res);
+		if (k != 0)
+			return k;
+	}
+	return 0;
+}
+
+/* An idle resolver has no thread; lookups start them, at most the configured count. */
+static void test_resolver_threads_on_demand(void)
+{
+	struct egress_resolver *r = NULL;
+	int before = count_threads();
+	CU_ASSERT_EQUAL_FATAL(egress_resolver_new(NULL, 2, &r), 0);
+	CU_ASSERT_EQUAL(count_threads(), before);
+	CU_ASSERT_EQUAL(egress_resolver_add_host(r, "a.test", "192.0.2.1"), 0);
+	for (uint64_t i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(egress_resolver_submit(r, "a.test", i), 0);
+	int during = count_threads();
+	CU_ASSERT(during > before && during <= before + 2);
+	unsigned seen = 0;
+	for (int i = 0; i < 5; i++) {
+		uint64_t cookie = 99;
+		struct egress_resolve_result res;
+		CU_ASSERT_EQUAL_FATAL(take_one(r, &cookie, &res), 1);
+		CU_ASSERT(cookie < 5);
+		seen |= 1u << cookie;
+		CU_ASSERT_EQUAL(res.error, 0);
+		CU_ASSERT_EQUAL(res.count, 1);
+	}
+	CU_ASSERT_EQUAL(seen, 0x1fu);
+	egress_resolver_free(r);
+	CU_ASSERT_EQUAL(count_threads(), before);
+}
+
+/* In a child that may not create threads (RLIMIT_NPROC 0, as nobody when root), a lookup
+ * completes at once as failed instead of waiting forever. */
+static void test_resolver_no_thread_fails_lookup(void)
+{
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = {0, 0};
+		if ((geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0)) ||
+		    setrlimit(RLIMIT_NPROC, &rl) < 0)
+			_exit(2);
+		struct egress_resolver *r = NULL;
+		uint64_t cookie = 0;
+		struct egress_resolve_result res;
+		if (egress_resolver_new(NULL, 1, &r) < 0 ||
+		    egress_resolver_add_host(r, "a.test", "192.0.2.1") < 0 ||
+		    egress_resolver_submit(r, "a.test", 7) < 0 || take_one(r, &cookie, &res) != 1)
+			_exit(3);
+		egress_resolver_free(r);
+		_exit(cookie == 7 && res.error == -EAGAIN && res.count == 0 ? 0 : 4);
+	}
+	int status = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status));
+	CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+}
+
 static const struct harness_test tests[] = {
         {"parse_cidr", test_parse_cidr},
         {"compile_inheritance_and_barriers", test_compile_inheritance_and_barriers},
@@ -452,6 +545,8 @@ static const struct harness_test tests[] = {
         {"proxy_env", test_proxy_env},
         {"private_ranges", test_private_ranges},
         {"available_reports_reason", test_available_reports_reason},
+        {"resolver_threads_on_demand", test_resolver_threads_on_demand},
+        {"resolver_no_thread_fails_lookup", test_resolver_no_thread_fails_lookup},
         {NULL, NULL},
 };
 

@@ -65,6 +65,7 @@
 #define CA_PEM_MAX      ((size_t)256 * 1024)
 #define GROUPS_TEXT_MAX ((size_t)64 * 66)
 #define NEVER           UINT64_MAX
+#define TRIM_DELAY_MS   2000u /* quiet time before the heap is trimmed */
 /* Longest time a lazily committed session event waits for its fdatasync: the window in which
  * an OS crash or power cut (never a crash of corrald) can lose it. */
 #define OUTBOX_SYNC_DELAY_MS 100
@@ -122,7 +123,7 @@ struct cd_daemon {
 	bool stale_reported;
 	uint64_t timer_armed;
 	bool stopping;
-	bool untrimmed; /* events handled since the heap was last trimmed */
+	uint64_t trim_at; /* heap trim due (TRIM_DELAY_MS after the last activity) or NEVER */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -1452,6 +1453,8 @@ static void arm_timer(struct cd_daemon *d)
 		next = d->stale_at;
 	if (d->outbox_sync_at < next)
 		next = d->outbox_sync_at;
+	if (d->trim_at < next)
+		next = d->trim_at;
 	if (!d->cfg->offline) {
 		if (d->worker_pid <= 0 && d->worker_restart_at < next)
 			next = d->worker_restart_at;
@@ -1479,6 +1482,15 @@ static void arm_timer(struct cd_daemon *d)
 	timerfd_settime(d->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
+/* No CLI connection open (so no session running either): the loop is about to sleep for long. */
+static bool daemon_quiet(const struct cd_daemon *d)
+{
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		if (d->clients[i].fd >= 0)
+			return false;
+	return true;
+}
+
 static void run_due(struct cd_daemon *d)
 {
 	uint64_t now = now_mono();
@@ -1488,6 +1500,19 @@ static void run_due(struct cd_daemon *d)
 	}
 	if (now >= d->outbox_sync_at)
 		outbox_sync(d);
+	/*
+	 * Quiet for TRIM_DELAY_MS: hand back the free memory at the top of the heap and whole
+	 * free pages inside it (malloc_trim), ≈ 100 kB after start-up, enrollment or a policy
+	 * update. Not right after those steps (the replies and uploads that follow allocate
+	 * again) and not after every `corral run` (a burst of sessions would trim, and fault the
+	 * pages back in, each time). Never while a CLI client or session is active; the next
+	 * activity schedules it again, so an idle daemon never wakes for it.
+	 */
+	if (now >= d->trim_at) {
+		d->trim_at = NEVER;
+		if (daemon_quiet(d))
+			malloc_trim(0);
+	}
 	if (now >= d->stale_at) {
 		d->stale_at = NEVER;
 		if (!d->stale_reported)
@@ -1522,15 +1547,6 @@ static void handle_signals(struct cd_daemon *d)
 	}
 }
 
-/* No CLI connection open (so no session running either): the loop is about to sleep for long. */
-static bool daemon_quiet(const struct cd_daemon *d)
-{
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		if (d->clients[i].fd >= 0)
-			return false;
-	return true;
-}
-
 int cd_daemon_run(struct cd_daemon *d)
 {
 	emit_health(d, "started", CORRAL_VERSION);
@@ -1538,19 +1554,10 @@ int cd_daemon_run(struct cd_daemon *d)
 	schedule_stale(d);
 	if (!d->cfg->offline)
 		d->worker_restart_at = 0;
+	d->trim_at = now_mono() + TRIM_DELAY_MS; /* after start-up's allocations */
 	while (!d->stopping) {
 		run_due(d);
 		arm_timer(d);
-		/*
-		 * Going idle: hand back the free memory at the top of the heap and whole free
-		 * pages inside it (malloc_trim), ≈ 100 kB after start-up, enrollment or a policy
-		 * update. Here and not right after those steps: the replies and uploads that
-		 * follow them allocate again. Never while a CLI client or session is active.
-		 */
-		if (d->untrimmed && daemon_quiet(d)) {
-			malloc_trim(0);
-			d->untrimmed = false;
-		}
 		struct epoll_event evs[16];
 		int n = epoll_wait(d->epfd, evs, 16, -1);
 		if (n < 0) {
@@ -1559,7 +1566,9 @@ int cd_daemon_run(struct cd_daemon *d)
 			log_err("epoll_wait: %s", strerror(errno));
 			return -errno;
 		}
-		d->untrimmed = true;
+		/* anything but our own timer is activity: trim once it has been quiet a while */
+		if (n > 1 || (n == 1 && evs[0].data.u64 != TAG_TIMER))
+			d->trim_at = now_mono() + TRIM_DELAY_MS;
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64;
 			if (tag == TAG_SIGNAL) {
@@ -1685,6 +1694,7 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		d->clients[i].fd = -1;
 	d->stale_at = d->worker_restart_at = d->renew_at = d->outbox_sync_at = NEVER;
+	d->trim_at = NEVER;
 	int r = mkdir_p(cfg->data_dir, 0700);
 	if (r < 0) {
 		log_err("data directory %s: %s", cfg->data_dir, strerror(-r));

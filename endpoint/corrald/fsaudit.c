@@ -338,7 +338,7 @@ static int ctl_request(int fd, uint16_t type, const void *data, size_t len,
 	static uint32_t seq;
 	_Alignas(struct nlmsghdr) char buf[CTL_BUF];
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	bool have_status = false;
+	bool have_status = false, acked = false;
 
 	if (NLMSG_SPACE(len) > sizeof(buf))
 		return -EMSGSIZE;
@@ -371,7 +371,7 @@ static int ctl_request(int fd, uint16_t type, const void *data, size_t len,
 		}
 		if ((size_t)n > sizeof(buf))
 			return -EMSGSIZE;
-		size_t left = (size_t)n;
+		int left = (int)n; /* NLMSG_NEXT may take it below 0: signed */
 		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
 			if (h->nlmsg_seq != want)
 				continue; /* a late reply to an earlier request */
@@ -383,9 +383,9 @@ static int ctl_request(int fd, uint16_t type, const void *data, size_t len,
 					return -EBADMSG;
 				if (e->error < 0)
 					return e->error;
-				if (ret_status && !have_status)
-					return -EBADMSG; /* acknowledged without the status */
-				return 0;
+				/* the kernel sends AUDIT_GET's reply from a thread of its own, so
+				 * the acknowledgement usually comes first */
+				acked = true;
 			}
 			if (h->nlmsg_type == AUDIT_GET && ret_status) {
 				size_t pl = h->nlmsg_len - NLMSG_HDRLEN;
@@ -398,6 +398,8 @@ static int ctl_request(int fd, uint16_t type, const void *data, size_t len,
 				have_status = true;
 			}
 		}
+		if (acked && (!ret_status || have_status))
+			return 0;
 	}
 }
 
@@ -415,6 +417,16 @@ static int set_enabled(int fd, uint32_t enabled)
 	st.mask = AUDIT_STATUS_ENABLED;
 	st.enabled = enabled;
 	return ctl_request(fd, AUDIT_SET, &st, sizeof(st), NULL);
+}
+
+int cd_fsaudit_ctl_status(int fd, bool *ret_enabled)
+{
+	struct audit_status st;
+	int r = ctl_request(fd, AUDIT_GET, NULL, 0, &st);
+	if (r < 0)
+		return r;
+	*ret_enabled = st.enabled != 0;
+	return 0;
 }
 
 int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size_t whylen)
@@ -746,7 +758,7 @@ void cd_fsaudit_process(struct cd_fsaudit *a)
 		 */
 		if ((size_t)n > sizeof(buf) || from.nl_family != AF_NETLINK || from.nl_pid != 0)
 			continue;
-		size_t left = (size_t)n;
+		int left = (int)n; /* NLMSG_NEXT may take it below 0: signed */
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
 		     h = NLMSG_NEXT(h, left))
 			(void)cd_fsaudit_handle(a, h->nlmsg_type, NLMSG_DATA(h),

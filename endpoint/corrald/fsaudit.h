@@ -175,6 +175,9 @@ struct cd_fsaudit_changes {
  */
 int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size_t whylen);
 
+/* AUDIT_GET: *ret_enabled = whether audit is on (1 or locked 2). Returns 0 or -errno. */
+int cd_fsaudit_ctl_status(int fd, bool *ret_enabled);
+
 /* Undoes `changes`: AUDIT_SET enabled=0, then AUDIT_DEL_RULE. Returns 0 or the first -errno
  * (both steps are tried) with the step in `why`. */
 int cd_fsaudit_ctl_restore(int fd, const struct cd_fsaudit_changes *changes, char *why,

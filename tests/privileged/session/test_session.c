@@ -13,10 +13,13 @@
  * memory_max 64M vs 200M allocated (OOM, SessionExit.oom_killed); BPF egress unavailable
  * (test hook) refuses a restricting profile and degrades one that allows Landlock ports;
  * a second RunRequest on a connection with a running session refused (EBUSY), its
- * descriptors closed, the first session unaffected.
+ * descriptors closed, the first session unaffected; Landlock denials (a carve-out ~/.ssh
+ * file, a write outside the write set) reported as FILESYSTEM violations of the session
+ * through kernel audit, and the kernel's audit state as it was once corrald has exited.
  */
 #include "cleanup.h"
 #include "fixture.h"
+#include "fsaudit.h"
 #include "harness.h"
 #include "ipc.h"
 #include "policy.h"
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,6 +55,7 @@ static struct fx_daemon g_d;
 static bool g_ready, g_user_made;
 static uid_t g_uid;
 static gid_t g_gid;
+static int g_audit_before = -1; /* kernel audit on (1) / off (0) before corrald; -1 unknown */
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -349,6 +354,13 @@ static int suite_init(void)
 	snprintf(ddir, sizeof(ddir), "%s/d1", g_dir);
 	if (mkdir(ddir, 0755) < 0)
 		return -1;
+	/* kernel audit before corrald touches it: the last test checks it is restored */
+	int afd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	bool on = false;
+	if (afd >= 0 && cd_fsaudit_ctl_status(afd, &on) == 0)
+		g_audit_before = on;
+	if (afd >= 0)
+		close(afd);
 	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
 	unsetenv("CORRAL_TEST_EGRESS_UNAVAILABLE");
 	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
@@ -442,6 +454,129 @@ static void test_files(void)
 	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
 	run_out_free(&o);
 	CU_ASSERT(access("/etc/corral-session-test", F_OK) < 0);
+}
+
+/* The newest FILESYSTEM violation with target `path` (waits up to 3 s: audit records reach
+ * corrald through the kernel's audit thread, asynchronously). Caller frees *ret_resp. */
+static const Corral__Event *wait_fs_violation(const char *path, Corral__IpcResponse **ret_resp)
+{
+	for (int i = 0; i < 30; i++) {
+		Corral__IpcResponse *resp = events(&g_d);
+		if (resp && resp->body_case == CORRAL__IPC_RESPONSE__BODY_EVENTS)
+			for (size_t k = 0; k < resp->events->n_events; k++) {
+				const Corral__Event *e = resp->events->events[k];
+				if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION &&
+				    e->violation &&
+				    e->violation->kind ==
+				            CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM &&
+				    strcmp(e->violation->target, path) == 0) {
+					*ret_resp = resp;
+					return e;
+				}
+			}
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+		usleep(100 * 1000);
+	}
+	*ret_resp = NULL;
+	return NULL;
+}
+
+/* The SessionStart of session `id`. */
+static const Corral__Event *session_start_of(const Corral__IpcResponse *resp, const char *id)
+{
+	for (size_t k = 0; resp && k < resp->events->n_events; k++) {
+		const Corral__Event *e = resp->events->events[k];
+		if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START &&
+		    strcmp(e->session_id, id) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Landlock denials as FILESYSTEM violations: a file in the ~/.ssh carve-out (read_file) and a
+ * file created outside the write set (make_reg on its directory), each with the session id of
+ * the session that was denied, its user and profile. */
+static void test_filesystem_violation(void)
+{
+	NEED_READY();
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	bool available = has_layer(st, "report:filesystem");
+	bool said_unavailable = false;
+	for (size_t i = 0; i < st->session_start->n_layers; i++)
+		said_unavailable |= strncmp(st->session_start->layers[i],
+		                            "report:filesystem (unavailable: ", 32) == 0;
+	CU_ASSERT(available != said_unavailable); /* one or the other, never silent */
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	if (!available)
+		HARNESS_SKIP("filesystem denial reporting unavailable on this host (see layers)");
+
+	struct run_out o = {0};
+	char key[800];
+	snprintf(key, sizeof(key), "%s/.ssh/id_ed25519", g_home);
+	const char *s1[] = {"--", g_probe, "read", key, NULL};
+	CU_ASSERT_EQUAL(run(&o, s1), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	const Corral__Event *v = wait_fs_violation(key, &resp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, "blockers=fs.read_file"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, " ino="));
+	CU_ASSERT_FALSE(v->violation->audit_only);
+	CU_ASSERT_EQUAL(v->uid, g_uid);
+	CU_ASSERT_STRING_EQUAL(v->user, TEST_USER);
+	CU_ASSERT_STRING_EQUAL(v->profile, "strict");
+	CU_ASSERT_EQUAL(v->policy_version, 1);
+	/* the session that was denied: its SessionStart has the same id and ran the probe */
+	st = session_start_of(resp, v->session_id);
+	CU_ASSERT_PTR_NOT_NULL(st);
+	CU_ASSERT(st && st->session_start->n_argv == 3 &&
+	          strcmp(st->session_start->argv[2], key) == 0);
+	CU_ASSERT(has_layer(st, "report:filesystem"));
+	corral__ipc_response__free_unpacked(resp, NULL);
+
+	/* outside the write set: Landlock logs the directory the file was to be made in */
+	const char *s2[] = {"--", g_probe, "write", "/etc/corral-fsaudit-test", NULL};
+	CU_ASSERT_EQUAL(run(&o, s2), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	v = wait_fs_violation("/etc", &resp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, "fs.make_reg"));
+	st = session_start_of(resp, v->session_id);
+	CU_ASSERT(st && st->session_start->n_argv == 3 &&
+	          strcmp(st->session_start->argv[2], "/etc/corral-fsaudit-test") == 0);
+	corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+/* Last: once corrald exits cleanly, kernel audit is as it was before it started, and when
+ * corrald had to install the rule -a never,task, the rule is gone again. */
+static void test_audit_state_restored(void)
+{
+	NEED_READY();
+	if (g_audit_before < 0)
+		HARNESS_SKIP("kernel audit status unreadable here (no NETLINK_AUDIT)");
+	CU_ASSERT_EQUAL(fx_daemon_stop(&g_d, SIGTERM), 0);
+	g_ready = false; /* no daemon for later tests */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CU_ASSERT_FATAL(fd >= 0);
+	bool on = false;
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_status(fd, &on), 0);
+	CU_ASSERT_EQUAL((int)on, g_audit_before);
+	if (!on) {
+		/* the rule is absent: installing it succeeds (then it is removed again) */
+		struct cd_fsaudit_changes ch = {false, false};
+		char why[256] = "";
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why)), 0);
+		CU_ASSERT_TRUE(ch.rule_added);
+		CU_ASSERT_TRUE(ch.audit_enabled);
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+	}
+	close(fd);
 }
 
 /* WORKDIR the caller may enter but not list (mode 0100): refused before anything runs. */
@@ -1144,6 +1279,7 @@ static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"root_refused", test_root_refused},
         {"files", test_files},
+        {"filesystem_violation", test_filesystem_violation},
         {"workdir_refused", test_workdir_refused},
         {"io_uring_violation", test_io_uring_violation},
         {"violation_rate_limit", test_violation_rate_limit},
@@ -1160,6 +1296,7 @@ static const struct harness_test tests[] = {
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
         {"policy_update", test_policy_update},
+        {"audit_state_restored", test_audit_state_restored},
         {NULL, NULL},
 };
 

@@ -350,7 +350,7 @@ static int ctl_request(int fd, uint16_t type, const void *data, size_t len,
 	if (len)
 		memcpy(NLMSG_DATA(h), data, len);
 	uint32_t want = h->nlmsg_seq;
-	if (send(fd, buf, h->nlmsg_len, 0) < 0)
+	if (send(fd, buf, h->nlmsg_len, MSG_NOSIGNAL) < 0)
 		return -errno;
 	uint64_t deadline = util_monotonic_ms() + CTL_TIMEOUT_MS;
 	for (;;) {

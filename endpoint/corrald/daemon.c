@@ -1813,10 +1813,10 @@ void cd_daemon_free(struct cd_daemon *d)
 	/* sessions are gone: undo exactly what was changed in the kernel's audit state */
 	if (d->fsaudit) {
 		char msg[256] = "";
-		bool changed = cd_fsaudit_available(d->fsaudit);
-		if (cd_fsaudit_restore(d->fsaudit, msg, sizeof(msg)) < 0)
+		int rr = cd_fsaudit_restore(d->fsaudit, msg, sizeof(msg));
+		if (rr < 0)
 			log_err("filesystem denials: restoring the audit state: %s", msg);
-		else if (changed)
+		else if (rr > 0)
 			log_info("filesystem denials: audit state restored");
 		cd_fsaudit_free(d->fsaudit);
 		d->fsaudit = NULL;

@@ -18,15 +18,21 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/audit.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CTL_TIMEOUT_MS  2000
@@ -794,6 +800,102 @@ static int open_log_socket(int *ret, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * The kernel multicasts audit records only to listeners in the initial network namespace
+ * (kauditd sends through init_net's audit socket). A corrald started in another one (the demo
+ * runs it in one) creates its audit sockets in pid 1's, the initial one on a host, and returns
+ * to its own: a socket keeps the namespace it was created in, and only this thread moves.
+ * Returns 1 when it moved (*ret_saved: our own namespace, to return to), else 0 with `note`
+ * saying why not when it could not tell or not move (the self-test then decides).
+ */
+static int enter_init_netns(int *ret_saved, char *note, size_t notelen)
+{
+	struct stat self, init;
+	if (stat("/proc/self/ns/net", &self) < 0 || stat("/proc/1/ns/net", &init) < 0) {
+		snprintf(note, notelen, "; pid 1's network namespace unreadable: %s",
+		         strerror(errno));
+		return 0;
+	}
+	if (self.st_dev == init.st_dev && self.st_ino == init.st_ino)
+		return 0;
+	_cleanup_close_ int saved = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int target = open("/proc/1/ns/net", O_RDONLY | O_CLOEXEC);
+	if (saved < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
+		snprintf(note, notelen,
+		         "; corrald is not in pid 1's network namespace and cannot enter it: %s",
+		         strerror(errno));
+		return 0;
+	}
+	*ret_saved = TAKE_FD(saved);
+	return 1;
+}
+
+/*
+ * Proves that Landlock denials reach the socket before sessions are told they are reported
+ * (a namespace, an audit exclude rule or a kernel without Landlock audit would otherwise make
+ * reporting silently empty): a child restricts itself to no directory reads, opens "/", exits;
+ * its domain record must arrive within SELFTEST_MS. The child only issues system calls (the
+ * daemon may have threads). Records read meanwhile are handled as usual.
+ */
+#define SELFTEST_MS 1000
+static int self_test(struct cd_fsaudit *a, char *why, size_t whylen)
+{
+	_Alignas(struct nlmsghdr) char buf[NLMSG_SPACE(CD_FSAUDIT_RECORD_MAX) + 64];
+	static struct cd_fsaudit_record rec;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+		snprintf(why, whylen, "self-test: fork: %s", strerror(-r));
+		return r;
+	}
+	if (pid == 0) {
+		uint64_t handled = 1ull << 3; /* LANDLOCK_ACCESS_FS_READ_DIR */
+		long rfd = syscall(SYS_landlock_create_ruleset, &handled, sizeof(handled), 0);
+		if (rfd < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    syscall(SYS_landlock_restrict_self, (int)rfd, 0) < 0)
+			_exit(1);
+		(void)open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_exit(0);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, whylen, "self-test: the Landlock child failed (status %d)", st);
+		return -ECHILD;
+	}
+	uint64_t deadline = util_monotonic_ms() + SELFTEST_MS;
+	for (;;) {
+		uint64_t now = util_monotonic_ms();
+		if (now >= deadline)
+			break;
+		struct pollfd p = {.fd = a->log_fd, .events = POLLIN};
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
+			continue;
+		struct sockaddr_nl from;
+		socklen_t fl = sizeof(from);
+		memset(&from, 0, sizeof(from));
+		ssize_t n = recvfrom(a->log_fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+		                     (struct sockaddr *)&from, &fl);
+		if (n < 0 || (size_t)n > sizeof(buf) || from.nl_pid != 0)
+			continue;
+		int left = (int)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
+		     h = NLMSG_NEXT(h, left)) {
+			const char *text = NLMSG_DATA(h);
+			size_t len = h->nlmsg_len - NLMSG_HDRLEN;
+			if (cd_fsaudit_parse(h->nlmsg_type, text, len, &rec, NULL) <= 0)
+				continue;
+			if (rec.kind == CD_FSAUDIT_DOMAIN_ALLOCATED && rec.pid == pid)
+				return 0;
+			handle_record(a, &rec);
+		}
+	}
+	snprintf(why, whylen, "self-test: no Landlock audit record reached corrald within %d ms",
+	         SELFTEST_MS);
+	return -ETIMEDOUT;
+}
+
 int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *creator_exe,
                    cd_fsaudit_emit_fn emit, void *userdata, struct cd_fsaudit **ret)
 {
@@ -822,21 +924,50 @@ int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *crea
 		         landlock_abi);
 		goto done;
 	}
-	if ((r = open_log_socket(&a->log_fd, why, sizeof(why))) < 0) {
-		snprintf(a->status, sizeof(a->status), "%s", why);
-		goto done;
+	int saved_ns = -1;
+	char note[160] = "";
+	bool moved = enter_init_netns(&saved_ns, note, sizeof(note)) > 0;
+	r = open_log_socket(&a->log_fd, why, sizeof(why));
+	if (r >= 0 &&
+	    (a->ctl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT)) < 0) {
+		r = -errno;
+		snprintf(why, sizeof(why), "audit netlink socket: %s", strerror(-r));
 	}
-	a->ctl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
-	if (a->ctl_fd < 0) {
-		snprintf(a->status, sizeof(a->status), "audit netlink socket: %s", strerror(errno));
+	if (moved) {
+		/* back to our own namespace before anything else: the egress proxies and
+		 * resolvers must be created there. Failing that, corrald must not run on. */
+		int q = setns(saved_ns, CLONE_NEWNET) < 0 ? -errno : 0;
+		close(saved_ns);
+		if (q < 0) {
+			if (a->log_fd >= 0)
+				close(a->log_fd);
+			if (a->ctl_fd >= 0)
+				close(a->ctl_fd);
+			free(a);
+			return q;
+		}
+	}
+	if (r < 0) {
+		snprintf(a->status, sizeof(a->status), "%s", why);
 		goto fail_sockets;
 	}
 	if ((r = cd_fsaudit_ctl_setup(a->ctl_fd, &a->changes, why, sizeof(why))) < 0) {
 		snprintf(a->status, sizeof(a->status), "%s", why);
 		goto fail_sockets;
 	}
+	if ((r = self_test(a, why, sizeof(why))) < 0) {
+		char undo[256] = "";
+		snprintf(a->status, sizeof(a->status), "%s%s", why, note);
+		/* nothing to read: what setup changed goes again at once */
+		if (cd_fsaudit_ctl_restore(a->ctl_fd, &a->changes, undo, sizeof(undo)) < 0)
+			snprintf(a->status + strlen(a->status),
+			         sizeof(a->status) - strlen(a->status), "; %s", undo);
+		memset(&a->changes, 0, sizeof(a->changes));
+		goto fail_sockets;
+	}
 	a->available = true;
-	snprintf(a->status, sizeof(a->status), "reading the audit log group; %s",
+	snprintf(a->status, sizeof(a->status), "reading the audit log group%s; %s",
+	         moved ? " (sockets in pid 1's network namespace)" : "",
 	         a->changes.audit_enabled
 	                 ? (a->changes.rule_added
 	                            ? "audit enabled (was off), rule -a never,task installed"
@@ -931,7 +1062,9 @@ int cd_fsaudit_restore(struct cd_fsaudit *a, char *msg, size_t msglen)
 	a->available = false;
 	if (r < 0 && msg && msglen)
 		snprintf(msg, msglen, "%s", why);
-	return r;
+	if (r < 0)
+		return r;
+	return a->changes.audit_enabled || a->changes.rule_added;
 }
 
 void cd_fsaudit_free(struct cd_fsaudit *a)

@@ -99,7 +99,10 @@ enum cd_fsaudit_mode {
  * up is not an error: the object then reports unavailable with the reason
  * (cd_fsaudit_available/cd_fsaudit_status) and sessions say so in their layers.
  * `creator_exe` is the executable whose domains are sessions' (NULL = /proc/self/exe); copied.
- * Returns 0 with *ret owned by the caller (cd_fsaudit_free), or -ENOMEM.
+ * When corrald runs in a network namespace other than pid 1's, the audit sockets are created
+ * in pid 1's (the kernel multicasts audit records only in the initial one) and the calling
+ * thread returns to its own. Returns 0 with *ret owned by the caller (cd_fsaudit_free),
+ * -ENOMEM, or -errno when returning to its own network namespace failed (corrald must stop).
  */
 int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *creator_exe,
                    cd_fsaudit_emit_fn emit, void *userdata, struct cd_fsaudit **ret);
@@ -150,8 +153,8 @@ void cd_fsaudit_session_end(struct cd_fsaudit *a, pid_t pid);
 
 /*
  * Undoes what cd_fsaudit_new changed, in reverse order (audit disabled again, then the rule
- * removed) and closes the sockets. Idempotent. Returns 0 (nothing to undo or undone) or
- * -errno with the reason in `msg` (may be NULL).
+ * removed) and closes the sockets. Idempotent. Returns 1 when something was undone, 0 when
+ * there was nothing to undo, or -errno with the reason in `msg` (may be NULL).
  */
 int cd_fsaudit_restore(struct cd_fsaudit *a, char *msg, size_t msglen);
 

@@ -33,8 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    cd_fsaudit_session_add(reader, &s) < 0)
 			abort();
 	}
-	int type = data[0] % 16 == 0 ? 1300 : data[0] % 2 ? CD_FSAUDIT_TYPE_DOMAIN
-	                                                   : CD_FSAUDIT_TYPE_ACCESS;
+	int type = data[0] % 16 == 0 ? 1300
+	           : data[0] % 2     ? CD_FSAUDIT_TYPE_DOMAIN
+	                             : CD_FSAUDIT_TYPE_ACCESS;
 	const char *why = NULL;
 	int r = cd_fsaudit_parse(type, data + 1, size - 1, &rec, &why);
 	if (r < 0 && !why)

@@ -803,27 +803,37 @@ static int open_log_socket(int *ret, char *why, size_t whylen)
 /*
  * The kernel multicasts audit records only to listeners in the initial network namespace
  * (kauditd sends through init_net's audit socket). A corrald started in another one (the demo
- * runs it in one) creates its audit sockets in pid 1's, the initial one on a host, and returns
- * to its own: a socket keeps the namespace it was created in, and only this thread moves.
- * Returns 1 when it moved (*ret_saved: our own namespace, to return to), else 0 with `note`
- * saying why not when it could not tell or not move (the self-test then decides).
+ * runs it in one) creates its audit sockets in the initial one and returns to its own: a
+ * socket keeps the namespace it was created in, and only this thread moves. The initial
+ * namespace is kthreadd's (pid 2, a kernel thread: always there, and readable where pid 1 is
+ * not), else pid 1's. Returns 1 when it moved (*ret_saved: our own namespace, to return to),
+ * else 0 with `note` saying why not when it could not tell or not move (the self-test then
+ * decides).
  */
 static int enter_init_netns(int *ret_saved, char *note, size_t notelen)
 {
 	struct stat self, init;
-	if (stat("/proc/self/ns/net", &self) < 0 || stat("/proc/1/ns/net", &init) < 0) {
-		snprintf(note, notelen, "; pid 1's network namespace unreadable: %s",
-		         strerror(errno));
+	char comm[32] = "";
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	const char *path = "/proc/1/ns/net";
+	if (util_read_file("/proc/2/comm", sizeof(comm), &buf, &len) == 0 &&
+	    strncmp(buf, "kthreadd\n", len) == 0 && len == strlen("kthreadd\n"))
+		path = "/proc/2/ns/net";
+	if (stat("/proc/self/ns/net", &self) < 0 || stat(path, &init) < 0) {
+		snprintf(note, notelen, "; the initial network namespace (%s) is unreadable: %s",
+		         path, strerror(errno));
 		return 0;
 	}
 	if (self.st_dev == init.st_dev && self.st_ino == init.st_ino)
 		return 0;
 	_cleanup_close_ int saved = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int target = open("/proc/1/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int target = open(path, O_RDONLY | O_CLOEXEC);
 	if (saved < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
-		snprintf(note, notelen,
-		         "; corrald is not in pid 1's network namespace and cannot enter it: %s",
-		         strerror(errno));
+		snprintf(
+		        note, notelen,
+		        "; corrald is not in the initial network namespace and cannot enter it: %s",
+		        strerror(errno));
 		return 0;
 	}
 	*ret_saved = TAKE_FD(saved);
@@ -967,7 +977,7 @@ int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *crea
 	}
 	a->available = true;
 	snprintf(a->status, sizeof(a->status), "reading the audit log group%s; %s",
-	         moved ? " (sockets in pid 1's network namespace)" : "",
+	         moved ? " (sockets in the initial network namespace)" : "",
 	         a->changes.audit_enabled
 	                 ? (a->changes.rule_added
 	                            ? "audit enabled (was off), rule -a never,task installed"

@@ -39,10 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
 #include <linux/netlink.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -624,6 +626,92 @@ static void test_filesystem_violation_other_netns(void)
 	          on == (g_audit_before == 1 || g_d.pid > 0));
 	if (fd >= 0)
 		close(fd);
+}
+
+/* Adds (or deletes) the audit rule `-a never,exclude -F msgtype=1424`: Landlock domain
+ * records are then never created. Returns the kernel's answer (0 or -errno). */
+static int exclude_domain_records(bool add)
+{
+	struct {
+		struct nlmsghdr h;
+		struct audit_rule_data r;
+	} msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.h.nlmsg_len = sizeof(msg);
+	msg.h.nlmsg_type = add ? AUDIT_ADD_RULE : AUDIT_DEL_RULE;
+	msg.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	msg.h.nlmsg_seq = 77;
+	msg.r.flags = AUDIT_FILTER_EXCLUDE;
+	msg.r.action = AUDIT_NEVER;
+	msg.r.field_count = 1;
+	msg.r.fields[0] = AUDIT_MSGTYPE;
+	msg.r.fieldflags[0] = AUDIT_EQUAL;
+	msg.r.values[0] = CD_FSAUDIT_TYPE_DOMAIN;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int r = -EIO;
+	if (send(fd, &msg, sizeof(msg), 0) == (ssize_t)sizeof(msg)) {
+		_Alignas(struct nlmsghdr) char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) &&
+		    h->nlmsg_type == NLMSG_ERROR)
+			r = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	close(fd);
+	return r;
+}
+
+/* Landlock's domain records excluded by an audit rule: corrald's self-test sees none arrive,
+ * so its sessions say reporting is unavailable instead of claiming it (and it changed nothing:
+ * audit was on already). */
+static void test_filesystem_selftest_fails(void)
+{
+	NEED_READY();
+	CU_ASSERT_FATAL(exclude_domain_records(true) == 0);
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d4", g_dir);
+	CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+	char cg4[80];
+	snprintf(cg4, sizeof(cg4), "%s-d4", g_cg);
+	setenv("CORRAL_TEST_CGROUP_PARENT", cg4, 1);
+	struct fx_daemon d4 = {0};
+	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+	                      "eng",       "--test-hooks", NULL};
+	int r = fx_daemon_start(&d4, ddir, args);
+	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
+	Corral__IpcResponse *resp = NULL;
+	if (r == 0) {
+		(void)chmod(ddir, 0755);
+		char path[800];
+		snprintf(path, sizeof(path), "%s/bundle", g_dir);
+		const char *ap[] = {"policy", "apply", path, NULL};
+		/* the first answer comes once start-up (and its self-test) is over */
+		CU_ASSERT_EQUAL(fx_cli(&d4, NULL, ap), 0);
+		struct run_out o = {0};
+		const char *a[] = {"--", g_probe, "exit", "0", NULL};
+		CU_ASSERT_EQUAL(run_in(&d4, &o, false, a), 0);
+		run_out_free(&o);
+		resp = events(&d4);
+	}
+	CU_ASSERT_EQUAL(exclude_domain_records(false), 0);
+	CU_ASSERT_FATAL(r == 0);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_FALSE(has_layer(st, "report:filesystem"));
+	bool said = false;
+	for (size_t i = 0; i < st->session_start->n_layers; i++)
+		said |= strstr(st->session_start->layers[i],
+		               "report:filesystem (unavailable: self-test: no Landlock audit "
+		               "record "
+		               "reached corrald within 1000 ms") != NULL;
+	CU_ASSERT_TRUE(said);
+	corral__ipc_response__free_unpacked(resp, NULL);
+	CU_ASSERT_EQUAL(fx_daemon_stop(&d4, SIGTERM), 0);
 }
 
 /* Last: once corrald exits cleanly, kernel audit is as it was before it started, and when
@@ -1354,6 +1442,7 @@ static const struct harness_test tests[] = {
         {"files", test_files},
         {"filesystem_violation", test_filesystem_violation},
         {"filesystem_violation_other_netns", test_filesystem_violation_other_netns},
+        {"filesystem_selftest_fails", test_filesystem_selftest_fails},
         {"workdir_refused", test_workdir_refused},
         {"io_uring_violation", test_io_uring_violation},
         {"violation_rate_limit", test_violation_rate_limit},

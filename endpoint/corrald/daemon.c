@@ -1549,7 +1549,11 @@ int cd_daemon_run(struct cd_daemon *d)
 			} else if (tag == TAG_ENFORCE) {
 				cd_enforce_process(d->enforce);
 			} else if (tag == TAG_FSAUDIT) {
+				bool was = cd_fsaudit_available(d->fsaudit);
 				cd_fsaudit_process(d->fsaudit);
+				if (was && !cd_fsaudit_available(d->fsaudit))
+					log_warn("filesystem denials are no longer reported: %s",
+					         cd_fsaudit_status(d->fsaudit));
 			} else if (tag == TAG_LISTEN) {
 				handle_accept(d);
 			} else if (tag == TAG_WORKER) {

@@ -728,10 +728,29 @@ static void handle_record(struct cd_fsaudit *a, const struct cd_fsaudit_record *
 	}
 }
 
+/* "audit(...): op=set audit_enabled=0 old=1 auid=... ses=... res=1": someone switched audit
+ * off, so no record will come any more; sessions from now on say so. */
+static void check_config_change(struct cd_fsaudit *a, const char *buf, size_t len)
+{
+	static const char off[] = " op=set audit_enabled=0 ", ok[] = " res=1";
+	if (!a->available || len > CD_FSAUDIT_RECORD_MAX ||
+	    !memmem(buf, len, off, sizeof(off) - 1) || !memmem(buf, len, ok, sizeof(ok) - 1))
+		return;
+	a->available = false;
+	snprintf(a->status, sizeof(a->status),
+	         "kernel audit was switched off by another process while corrald ran");
+}
+
 int cd_fsaudit_handle(struct cd_fsaudit *a, int type, const void *buf, size_t len)
 {
-	struct cd_fsaudit_record *rec = malloc(sizeof(*rec));
+	struct cd_fsaudit_record *rec;
 	int r;
+	if (type == CD_FSAUDIT_TYPE_CONFIG_CHANGE) {
+		if (buf)
+			check_config_change(a, buf, len);
+		return 0;
+	}
+	rec = malloc(sizeof(*rec));
 	if (!rec)
 		return -ENOMEM;
 	r = cd_fsaudit_parse(type, buf, len, rec, NULL);

@@ -35,6 +35,8 @@ struct cd_fsaudit;
 /* Audit record types (linux/audit.h of kernels >= 6.15; Debian 12's headers lack them). */
 #define CD_FSAUDIT_TYPE_ACCESS 1423
 #define CD_FSAUDIT_TYPE_DOMAIN 1424
+/* AUDIT_CONFIG_CHANGE: audit switched off by someone else ends reporting (honestly). */
+#define CD_FSAUDIT_TYPE_CONFIG_CHANGE 1305
 /* Longest record text the kernel sends (MAX_AUDIT_MESSAGE_LENGTH); longer is refused. */
 #define CD_FSAUDIT_RECORD_MAX 8970u
 /* Longest decoded path/exe kept (PATH_MAX); the kernel never logs a longer one. */
@@ -124,9 +126,10 @@ int cd_fsaudit_fd(const struct cd_fsaudit *a);
 void cd_fsaudit_process(struct cd_fsaudit *a);
 
 /*
- * Handles one record as read from the socket (netlink type and text): parses, maps, emits.
+ * Handles one record as read from the socket (netlink type and text): parses, maps, emits;
+ * a configuration change switching audit off makes reporting unavailable from then on.
  * cd_fsaudit_process calls this; exposed so tests can feed captured records. Returns what
- * cd_fsaudit_parse returned.
+ * cd_fsaudit_parse returned (0 for a configuration change), or -ENOMEM.
  */
 int cd_fsaudit_handle(struct cd_fsaudit *a, int type, const void *buf, size_t len);
 

@@ -714,6 +714,48 @@ static void test_filesystem_selftest_fails(void)
 	CU_ASSERT_EQUAL(fx_daemon_stop(&d4, SIGTERM), 0);
 }
 
+/* Another process switches kernel audit off while corrald reports: corrald sees the
+ * configuration change record, and the next session says reporting is unavailable (no session
+ * is told about reporting that can no longer happen). Audit is switched on again afterwards,
+ * so the suite's corrald still restores exactly what it changed. */
+static void test_audit_switched_off(void)
+{
+	NEED_READY();
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	bool reporting = has_layer(st, "report:filesystem");
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	if (!reporting)
+		HARNESS_SKIP("filesystem denial reporting unavailable on this host");
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CU_ASSERT_FATAL(fd >= 0);
+	char why[256] = "";
+	struct cd_fsaudit_changes off = {.rule_added = false, .audit_enabled = true};
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &off, why, sizeof(why)), 0);
+	usleep(200 * 1000);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 0);
+	run_out_free(&o);
+	struct cd_fsaudit_changes on = {false, false};
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &on, why, sizeof(why)), 0);
+	CU_ASSERT_TRUE(on.audit_enabled);
+	close(fd);
+	resp = events(&g_d);
+	st = find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_FALSE(has_layer(st, "report:filesystem"));
+	bool said = false;
+	for (size_t i = 0; st && i < st->session_start->n_layers; i++)
+		said |= strstr(st->session_start->layers[i],
+		               "unavailable: kernel audit was switched off by another process") !=
+		        NULL;
+	CU_ASSERT_TRUE(said);
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
 /* Last: once corrald exits cleanly, kernel audit is as it was before it started, and when
  * corrald had to install the rule -a never,task, the rule is gone again. */
 static void test_audit_state_restored(void)
@@ -1459,6 +1501,7 @@ static const struct harness_test tests[] = {
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
         {"policy_update", test_policy_update},
+        {"audit_switched_off", test_audit_switched_off},
         {"audit_state_restored", test_audit_state_restored},
         {NULL, NULL},
 };

@@ -396,6 +396,16 @@ static void test_session_add_refusals_and_status(void)
 	CU_ASSERT_STRING_EQUAL(cd_fsaudit_status(NULL), "not set up");
 	CU_ASSERT_FALSE(cd_fsaudit_available(NULL));
 
+	/* a configuration change switching audit off (captured from this kernel) is noticed only
+	 * while reporting is on; this reader is off, so nothing changes */
+	static const char cfg_off[] = "audit(1795785815.441:3220): op=set audit_enabled=0 old=1 "
+	                              "auid=4294967295 ses=4294967295 res=1";
+	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, NULL, NULL, NULL, &a), 0);
+	CU_ASSERT_EQUAL(
+	        cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_CONFIG_CHANGE, cfg_off, strlen(cfg_off)), 0);
+	CU_ASSERT_STRING_EQUAL(cd_fsaudit_status(a), "off in the configuration");
+	cd_fsaudit_free(a);
+
 	/* an ABI without audit records: unavailable, saying why */
 	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 6, NULL, NULL, NULL, &a), 0);
 	CU_ASSERT_FALSE(cd_fsaudit_available(a));

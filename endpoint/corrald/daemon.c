@@ -217,6 +217,18 @@ static int emit_session_event(void *userdata, Corral__Event *ev)
 	return emit(userdata, ev);
 }
 
+/* The kernel audit changes not undone yet (bit 1: the never-task rule, bit 2: audit on). */
+#define FSAUDIT_STATE_KEY "fsaudit_changes"
+static void fsaudit_persist(struct cd_daemon *d)
+{
+	struct cd_fsaudit_changes ch = cd_fsaudit_changes(d->fsaudit);
+	int64_t v = (ch.rule_added ? 1 : 0) | (ch.audit_enabled ? 2 : 0), was = 0;
+	if (cd_state_get_i64(d->db, FSAUDIT_STATE_KEY, &was) == 0 && was == v)
+		return;
+	if (cd_state_set_i64(d->db, FSAUDIT_STATE_KEY, v) < 0)
+		log_warn("filesystem denials: cannot record the audit changes to undo");
+}
+
 static void emit_health(struct cd_daemon *d, const char *state, const char *detail)
 {
 	Corral__AgentHealth h = CORRAL__AGENT_HEALTH__INIT;
@@ -1787,13 +1799,20 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	}
 	/* Filesystem (Landlock) denials: read from kernel audit when the kernel can; otherwise
 	 * every session's layers say they are not reported (never silently). */
+	int64_t was = 0;
+	(void)cd_state_get_i64(d->db, FSAUDIT_STATE_KEY, &was);
+	struct cd_fsaudit_changes inherited = {.rule_added = (was & 1) != 0,
+	                                       .audit_enabled = (was & 2) != 0};
 	r = cd_fsaudit_new(cfg->landlock_audit ? CD_FSAUDIT_MODE_AUTO : CD_FSAUDIT_MODE_OFF,
 	                   d->enforce ? cd_enforce_features(d->enforce)->landlock_abi : 0, NULL,
-	                   emit_session_event, d, &d->fsaudit);
+	                   &inherited, emit_session_event, d, &d->fsaudit);
 	if (r < 0) {
 		log_err("filesystem denial reporting: %s", strerror(-r));
 		goto fail;
 	}
+	/* what the kernel state owes us, durable before anything else: a corrald that is killed
+	 * is undone by the next one on this data directory */
+	fsaudit_persist(d);
 	if (cd_fsaudit_available(d->fsaudit)) {
 		log_info("filesystem denials: %s", cd_fsaudit_status(d->fsaudit));
 		ee.data.u64 = TAG_FSAUDIT;
@@ -1822,6 +1841,8 @@ void cd_daemon_free(struct cd_daemon *d)
 			log_err("filesystem denials: restoring the audit state: %s", msg);
 		else if (rr > 0)
 			log_info("filesystem denials: audit state restored");
+		if (rr >= 0)
+			fsaudit_persist(d);
 		cd_fsaudit_free(d->fsaudit);
 		d->fsaudit = NULL;
 	}

@@ -435,7 +435,8 @@ int cd_fsaudit_ctl_status(int fd, bool *ret_enabled)
 	return 0;
 }
 
-int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size_t whylen)
+int cd_fsaudit_ctl_setup(int fd, const struct cd_fsaudit_changes *inherited,
+                         struct cd_fsaudit_changes *ret, char *why, size_t whylen)
 {
 	struct cd_fsaudit_changes ch = {false, false};
 	struct audit_status st;
@@ -448,8 +449,15 @@ int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size
 		return r;
 	}
 	if (st.enabled != 0) { /* on already (1), or locked on (2): only read */
+		/* ...unless a corrald that crashed switched it on and no auditd has come since:
+		 * then it is ours to undo */
+		r = 0;
+		if (inherited && inherited->audit_enabled && st.enabled == 1 && st.pid == 0) {
+			ch = *inherited;
+			r = 1;
+		}
 		*ret = ch;
-		return 0;
+		return r;
 	}
 	/* The rule first: every task started once audit is on is then born without an audit
 	 * context and keeps the fast syscall path. */
@@ -460,7 +468,8 @@ int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size
 		         strerror(-r));
 		return r;
 	}
-	ch.rule_added = r == 0;
+	/* EEXIST: an admin's rule, or ours from before a crash */
+	ch.rule_added = r == 0 || (inherited && inherited->rule_added);
 	r = set_enabled(fd, 1);
 	if (r < 0) {
 		snprintf(why, whylen, "enabling audit (AUDIT_SET): %s", strerror(-r));
@@ -926,7 +935,8 @@ static int self_test(struct cd_fsaudit *a, char *why, size_t whylen)
 }
 
 int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *creator_exe,
-                   cd_fsaudit_emit_fn emit, void *userdata, struct cd_fsaudit **ret)
+                   const struct cd_fsaudit_changes *inherited, cd_fsaudit_emit_fn emit,
+                   void *userdata, struct cd_fsaudit **ret)
 {
 	struct cd_fsaudit *a = calloc(1, sizeof(*a));
 	char why[sizeof(a->status)] = "";
@@ -980,10 +990,11 @@ int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *crea
 		snprintf(a->status, sizeof(a->status), "%s", why);
 		goto fail_sockets;
 	}
-	if ((r = cd_fsaudit_ctl_setup(a->ctl_fd, &a->changes, why, sizeof(why))) < 0) {
+	if ((r = cd_fsaudit_ctl_setup(a->ctl_fd, inherited, &a->changes, why, sizeof(why))) < 0) {
 		snprintf(a->status, sizeof(a->status), "%s", why);
 		goto fail_sockets;
 	}
+	bool adopted = r > 0;
 	if ((r = self_test(a, why, sizeof(why))) < 0) {
 		char undo[256] = "";
 		snprintf(a->status, sizeof(a->status), "%s%s", why, note);
@@ -997,7 +1008,8 @@ int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *crea
 	a->available = true;
 	snprintf(a->status, sizeof(a->status), "reading the audit log group%s; %s",
 	         moved ? " (sockets in the initial network namespace)" : "",
-	         a->changes.audit_enabled
+	         adopted ? "audit left on by a corrald that was killed: adopted, undone on exit"
+	         : a->changes.audit_enabled
 	                 ? (a->changes.rule_added
 	                            ? "audit enabled (was off), rule -a never,task installed"
 	                            : "audit enabled (was off), rule -a never,task was present")
@@ -1012,6 +1024,12 @@ fail_sockets:
 done:
 	*ret = a;
 	return 0;
+}
+
+struct cd_fsaudit_changes cd_fsaudit_changes(const struct cd_fsaudit *a)
+{
+	struct cd_fsaudit_changes none = {false, false};
+	return a && !a->restored ? a->changes : none;
 }
 
 bool cd_fsaudit_available(const struct cd_fsaudit *a)

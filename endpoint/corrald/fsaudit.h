@@ -90,6 +90,12 @@ int cd_fsaudit_parse(int type, const void *buf, size_t len, struct cd_fsaudit_re
 /* Writes one event to the outbox (the daemon's emit). Returns 0 or -errno. */
 typedef int (*cd_fsaudit_emit_fn)(void *userdata, Corral__Event *ev);
 
+/* What setup changed, so that exactly that is undone. */
+struct cd_fsaudit_changes {
+	bool rule_added;    /* we installed -a never,task (EEXIST: it was there already) */
+	bool audit_enabled; /* we switched audit from off to on */
+};
+
 enum cd_fsaudit_mode {
 	CD_FSAUDIT_MODE_OFF,  /* configuration `landlock_audit = off` */
 	CD_FSAUDIT_MODE_AUTO, /* set up when the kernel can (default) */
@@ -101,13 +107,21 @@ enum cd_fsaudit_mode {
  * up is not an error: the object then reports unavailable with the reason
  * (cd_fsaudit_available/cd_fsaudit_status) and sessions say so in their layers.
  * `creator_exe` is the executable whose domains are sessions' (NULL = /proc/self/exe); copied.
+ * `inherited` (may be NULL): what a previous corrald on the same state changed and never
+ * undid (it was killed); adopted, so that this one undoes it, when audit is still on and no
+ * auditd has registered since (cd_fsaudit_ctl_setup).
  * When corrald runs in a network namespace other than pid 1's, the audit sockets are created
  * in pid 1's (the kernel multicasts audit records only in the initial one) and the calling
  * thread returns to its own. Returns 0 with *ret owned by the caller (cd_fsaudit_free),
  * -ENOMEM, or -errno when returning to its own network namespace failed (corrald must stop).
  */
 int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *creator_exe,
-                   cd_fsaudit_emit_fn emit, void *userdata, struct cd_fsaudit **ret);
+                   const struct cd_fsaudit_changes *inherited, cd_fsaudit_emit_fn emit,
+                   void *userdata, struct cd_fsaudit **ret);
+
+/* What this reader changed in the kernel and has not undone yet (for the daemon to persist,
+ * so that a corrald that is killed is undone by the next one). */
+struct cd_fsaudit_changes cd_fsaudit_changes(const struct cd_fsaudit *a);
 
 /* true when denials are being read. */
 bool cd_fsaudit_available(const struct cd_fsaudit *a);
@@ -164,22 +178,17 @@ int cd_fsaudit_restore(struct cd_fsaudit *a, char *msg, size_t msglen);
 /* Restores (cd_fsaudit_restore) and frees. NULL is fine. */
 void cd_fsaudit_free(struct cd_fsaudit *a);
 
-/* ---- the audit control exchange, over any netlink-shaped datagram socket (tests) ---------- */
-
-/* What setup changed, so that exactly that is undone. */
-struct cd_fsaudit_changes {
-	bool rule_added;    /* we installed -a never,task (EEXIST: it was there already) */
-	bool audit_enabled; /* we switched audit from off to on */
-};
-
 /*
  * AUDIT_GET, then when audit is off: AUDIT_ADD_RULE (never, task list, no fields) and
  * AUDIT_SET enabled=1, in that order (no task started after audit is on lacks the rule).
+ * `inherited` (may be NULL) is what a killed predecessor changed: adopted when audit is still
+ * on (not locked) and no auditd is registered; its rule counts as ours on EEXIST.
  * `fd` is a NETLINK_AUDIT socket (or a test's stand-in speaking the same messages; replies are
- * awaited for at most 2 s). On failure, what was changed is undone. Returns 0 with *ret set,
- * or -errno with the failing step in `why`.
+ * awaited for at most 2 s). On failure, what was changed is undone. Returns 0 with *ret set
+ * (1 when `inherited` was adopted), or -errno with the failing step in `why`.
  */
-int cd_fsaudit_ctl_setup(int fd, struct cd_fsaudit_changes *ret, char *why, size_t whylen);
+int cd_fsaudit_ctl_setup(int fd, const struct cd_fsaudit_changes *inherited,
+                         struct cd_fsaudit_changes *ret, char *why, size_t whylen);
 
 /* AUDIT_GET: *ret_enabled = whether audit is on (1 or locked 2). Returns 0 or -errno. */
 int cd_fsaudit_ctl_status(int fd, bool *ret_enabled);

@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!reader) {
 		struct cd_fsaudit_session s = {
 		        .pid = 7, .session_id = "s", .user = "u", .profile = "p"};
-		if (cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, "/x", discard, NULL, &reader) < 0 ||
+		if (cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, "/x", NULL, discard, NULL, &reader) <
+		            0 ||
 		    cd_fsaudit_session_add(reader, &s) < 0)
 			abort();
 	}

@@ -740,7 +740,7 @@ static void test_audit_switched_off(void)
 	CU_ASSERT_EQUAL(run(&o, a), 0);
 	run_out_free(&o);
 	struct cd_fsaudit_changes on = {false, false};
-	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &on, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &on, why, sizeof(why)), 0);
 	CU_ASSERT_TRUE(on.audit_enabled);
 	close(fd);
 	resp = events(&g_d);
@@ -774,10 +774,39 @@ static void test_audit_state_restored(void)
 		/* the rule is absent: installing it succeeds (then it is removed again) */
 		struct cd_fsaudit_changes ch = {false, false};
 		char why[256] = "";
-		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why)), 0);
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
 		CU_ASSERT_TRUE(ch.rule_added);
 		CU_ASSERT_TRUE(ch.audit_enabled);
 		CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+
+		/* a corrald killed with SIGKILL leaves audit on; the next one on the same data
+		 * directory adopts that and undoes it when it exits cleanly */
+		char ddir[700];
+		snprintf(ddir, sizeof(ddir), "%s/d5", g_dir);
+		CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+		struct fx_daemon d5 = {0};
+		const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+		                      "eng",       "--test-hooks", NULL};
+		/* `corral status` answers once start-up (audit set-up included) is over */
+		const char *status[] = {"status", NULL};
+		CU_ASSERT_FATAL(fx_daemon_start(&d5, ddir, args) == 0);
+		CU_ASSERT_EQUAL(fx_cli(&d5, NULL, status), 0);
+		fx_daemon_stop(&d5, SIGKILL);
+		CU_ASSERT(cd_fsaudit_ctl_status(fd, &on) == 0 && on);
+		CU_ASSERT_FATAL(fx_daemon_start(&d5, ddir, args) == 0);
+		CU_ASSERT_EQUAL(fx_cli(&d5, NULL, status), 0);
+		CU_ASSERT_EQUAL(fx_daemon_stop(&d5, SIGTERM), 0);
+		CU_ASSERT(cd_fsaudit_ctl_status(fd, &on) == 0 && !on);
+		memset(&ch, 0, sizeof(ch));
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
+		CU_ASSERT_TRUE(ch.rule_added); /* the killed one's rule is gone too */
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+		char log[800];
+		snprintf(log, sizeof(log), "%s/corrald.log", ddir);
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		CU_ASSERT(util_read_file(log, 1 << 20, &text, &len) == 0 && text &&
+		          strstr(text, "audit left on by a corrald that was killed: adopted"));
 	}
 	close(fd);
 }

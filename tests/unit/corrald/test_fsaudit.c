@@ -232,8 +232,8 @@ static struct cd_fsaudit *new_reader(void)
 {
 	struct cd_fsaudit *a = NULL;
 	g_nev = 0;
-	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, CAP_EXE, capture, NULL, &a),
-	                      0);
+	CU_ASSERT_EQUAL_FATAL(
+	        cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, CAP_EXE, NULL, capture, NULL, &a), 0);
 	return a;
 }
 
@@ -400,14 +400,16 @@ static void test_session_add_refusals_and_status(void)
 	 * while reporting is on; this reader is off, so nothing changes */
 	static const char cfg_off[] = "audit(1795785815.441:3220): op=set audit_enabled=0 old=1 "
 	                              "auid=4294967295 ses=4294967295 res=1";
-	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, NULL, NULL, NULL, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, NULL, NULL, NULL, NULL, &a),
+	                      0);
 	CU_ASSERT_EQUAL(
 	        cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_CONFIG_CHANGE, cfg_off, strlen(cfg_off)), 0);
 	CU_ASSERT_STRING_EQUAL(cd_fsaudit_status(a), "off in the configuration");
 	cd_fsaudit_free(a);
 
 	/* an ABI without audit records: unavailable, saying why */
-	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 6, NULL, NULL, NULL, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 6, NULL, NULL, NULL, NULL, &a),
+	                      0);
 	CU_ASSERT_FALSE(cd_fsaudit_available(a));
 	CU_ASSERT_PTR_NOT_NULL(strstr(cd_fsaudit_status(a), "Landlock ABI 6"));
 	cd_fsaudit_free(a);
@@ -432,6 +434,7 @@ struct step {
 	enum reply reply;
 	int err;          /* R_ERR */
 	uint32_t enabled; /* R_STATUS */
+	uint32_t pid;     /* R_STATUS: a registered auditd */
 };
 
 static void fake_send(int fd, uint32_t seq, uint16_t type, const void *data, size_t len)
@@ -471,6 +474,7 @@ static void fake_kernel(int fd, const struct step *steps, size_t n)
 		case R_STATUS:
 			fake_send(fd, h->nlmsg_seq, NLMSG_ERROR, &e, sizeof(e));
 			st.enabled = steps[i].enabled;
+			st.pid = steps[i].pid;
 			fake_send(fd, h->nlmsg_seq, AUDIT_GET, &st, sizeof(st));
 			break;
 		case R_NONE:
@@ -537,7 +541,7 @@ static void test_ctl_setup_and_restore(void)
 	/* audit on already: nothing changed */
 	static const struct step on[] = {{AUDIT_GET, R_STATUS, 0, 1}};
 	pid = start_fake(on, N(on), &fd);
-	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
 	CU_ASSERT_FALSE(ch.rule_added || ch.audit_enabled);
 	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
 
@@ -548,7 +552,7 @@ static void test_ctl_setup_and_restore(void)
 	                                  {AUDIT_SET, R_ACK, 0, 0},
 	                                  {AUDIT_DEL_RULE, R_ACK, 0, 0}};
 	pid = start_fake(off, N(off), &fd);
-	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
 	CU_ASSERT_TRUE(ch.rule_added && ch.audit_enabled);
 	CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
 	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
@@ -559,9 +563,46 @@ static void test_ctl_setup_and_restore(void)
 	                                  {AUDIT_SET, R_ACK, 0, 0},
 	                                  {AUDIT_SET, R_ACK, 0, 0}};
 	pid = start_fake(had, N(had), &fd);
-	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
 	CU_ASSERT_TRUE(!ch.rule_added && ch.audit_enabled);
 	CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
+}
+
+/* A killed predecessor's changes: adopted only while audit is still on, unlocked, and no
+ * auditd registered; its rule counts as ours when it is found again. */
+static void test_ctl_adopt_inherited(void)
+{
+	struct cd_fsaudit_changes ch, both = {true, true};
+	char why[256];
+	int fd;
+	pid_t pid;
+
+	static const struct step on[] = {{AUDIT_GET, R_STATUS, 0, 1, 0}};
+	pid = start_fake(on, N(on), &fd);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &both, &ch, why, sizeof(why)), 1);
+	CU_ASSERT_TRUE(ch.rule_added && ch.audit_enabled);
+	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
+
+	static const struct step auditd[] = {{AUDIT_GET, R_STATUS, 0, 1, 4242}};
+	pid = start_fake(auditd, N(auditd), &fd);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &both, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_FALSE(ch.rule_added || ch.audit_enabled);
+	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
+
+	static const struct step locked[] = {{AUDIT_GET, R_STATUS, 0, 2, 0}};
+	pid = start_fake(locked, N(locked), &fd);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &both, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_FALSE(ch.rule_added || ch.audit_enabled);
+	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
+
+	/* switched off since, the rule still there: enabled again, the rule is ours */
+	static const struct step off[] = {{AUDIT_GET, R_STATUS, 0, 0, 0},
+	                                  {AUDIT_ADD_RULE, R_ERR, EEXIST, 0, 0},
+	                                  {AUDIT_SET, R_ACK, 0, 0, 0}};
+	pid = start_fake(off, N(off), &fd);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, &both, &ch, why, sizeof(why)), 0);
+	CU_ASSERT_TRUE(ch.rule_added && ch.audit_enabled);
 	CU_ASSERT_EQUAL(end_fake(pid, fd), 0);
 }
 
@@ -603,7 +644,7 @@ static void test_ctl_failures(void)
 			steps[n++] = (struct step){AUDIT_DEL_RULE, R_ACK, 0, 0};
 		pid = start_fake(steps, n, &fd);
 		why[0] = '\0';
-		int r = cd_fsaudit_ctl_setup(fd, &ch, why, sizeof(why));
+		int r = cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why));
 		if (r != cases[i].expect || !strstr(why, cases[i].why))
 			printf("\n    case %zu: %d %s", i, r, why);
 		CU_ASSERT_EQUAL(r, cases[i].expect);
@@ -629,7 +670,7 @@ static void test_ctl_failures(void)
 	int sv[2];
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
 	close(sv[1]);
-	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(sv[0], &ch, why, sizeof(why)), -EPIPE);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(sv[0], NULL, &ch, why, sizeof(why)), -EPIPE);
 	bool on;
 	CU_ASSERT_EQUAL(cd_fsaudit_ctl_status(sv[0], &on), -EPIPE);
 	close(sv[0]);
@@ -647,7 +688,7 @@ static int drop_cap_and_probe(int cap, const char *expect)
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return 3;
 	struct cd_fsaudit *a = NULL;
-	if (cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 7, NULL, NULL, NULL, &a) < 0)
+	if (cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 7, NULL, NULL, NULL, NULL, &a) < 0)
 		return 4;
 	int r = !cd_fsaudit_available(a) && strstr(cd_fsaudit_status(a), expect) &&
 	                        strstr(cd_fsaudit_status(a), "Operation not permitted") &&
@@ -691,6 +732,7 @@ static const struct harness_test tests[] = {
         {"map_pending_bound_and_rate_limit", test_map_pending_bound_and_rate_limit},
         {"session_add_refusals_and_status", test_session_add_refusals_and_status},
         {"ctl_setup_and_restore", test_ctl_setup_and_restore},
+        {"ctl_adopt_inherited", test_ctl_adopt_inherited},
         {"ctl_failures", test_ctl_failures},
         {"unavailable_without_capabilities", test_unavailable_without_capabilities},
         {NULL, NULL},

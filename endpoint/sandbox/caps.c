@@ -51,12 +51,15 @@ void sbx_creds_drop(const struct sbx_plan *p)
 {
 	if (!p->change_ids)
 		return;
-	/* groups first: after the uid switch we could no longer change them */
-	if (setgroups(p->ngroups, p->groups) < 0)
+	/* Raw system calls, not libc's wrappers: those broadcast the change to every thread
+	 * libc knows of (the parent's, which the child shares memory with under CLONE_VM, see
+	 * sbx.c) and take libc locks; the child is one task and only its own creds change.
+	 * Groups first: after the uid switch we could no longer change them. */
+	if (syscall(SYS_setgroups, p->ngroups, p->groups) < 0)
 		sbx_child_fail(p, "setgroups", errno, NULL);
-	if (setresgid(p->gid, p->gid, p->gid) < 0)
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
 		sbx_child_fail(p, "setgid", errno, NULL);
-	if (setresuid(p->uid, p->uid, p->uid) < 0)
+	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		sbx_child_fail(p, "setuid", errno, NULL);
 }
 

@@ -130,6 +130,16 @@ struct sbx_cgroup {
 	unsigned v2_ctrl, v1_ctrl;
 };
 
+/* sbx_spawn starts process-tier children with CLONE_VM|CLONE_VFORK on a stack of this size
+ * (see spawn_vm in sbx.c): x86-64 only (a few lines of assembly), and not under ASan, whose
+ * stack bookkeeping does not expect a child running on a foreign stack in shared memory. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define SBX_HAVE_CLONE_VM 1
+#define SBX_VM_STACK      (128u * 1024u)
+#else
+#define SBX_HAVE_CLONE_VM 0
+#endif
+
 /* What the child does; fully prepared by the parent. */
 struct sbx_plan {
 	const struct sbx_compiled *c;
@@ -153,6 +163,9 @@ struct sbx_plan {
 	int err_fd;      /* child -> parent: struct sbx_child_report */
 	int sync_fd;     /* parent -> child: release byte */
 	int notify_sock; /* child -> parent: seccomp listener via SCM_RIGHTS */
+	/* CLONE_VM spawn only: cgroup.procs files the child joins itself by writing "0" (v1
+	 * controllers, or v2 without CLONE_INTO_CGROUP), since the vfork'ed parent cannot */
+	int cg_join_fd[4];
 };
 
 /* What the child writes on failure (no formatting in the child: the parent formats). */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,18 @@ static void fake_v2(struct sbx_compiled *c, const char *tag, char *root, size_t 
 	memset(c, 0, sizeof(*c));
 	c->features.cgroup_v2 = true;
 	snprintf(c->features.cgroup_v2_root, sizeof(c->features.cgroup_v2_root), "%s", root);
+}
+
+/* The same hierarchy without a compiled profile (for sbx_spawn through probed features). */
+static void fake_v2_root(char *root, size_t len, const char *tag)
+{
+	char corral[2048];
+	snprintf(root, len, "%s/%s", g_dir, tag);
+	CU_ASSERT_EQUAL_FATAL(mkdir(root, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(touch(root, "cgroup.subtree_control", ""), 0);
+	snprintf(corral, sizeof(corral), "%s/corral", root);
+	CU_ASSERT_EQUAL_FATAL(mkdir(corral, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(touch(corral, "cgroup.subtree_control", ""), 0);
 }
 
 static void test_cgroup_create_ok_and_kill(void)
@@ -487,6 +500,130 @@ static void test_spawn_cgroup_refused(void)
 	sbx_compiled_free(c);
 }
 
+/*
+ * A session cgroup the child cannot be born into (no CLONE_INTO_CGROUP) whose cgroup.procs
+ * cannot be opened: with the CLONE_VM spawn the parent opens it for the child ("opening
+ * cgroup.procs"), with the copying spawn it writes the pid itself ("joining"); either way the
+ * spawn is refused at step "cgroup" with ENOENT, nothing runs and no leaf is left.
+ */
+static void test_spawn_cgroup_join_fails(void)
+{
+	char root[1024], marker[1200], cmd[1300], leaf[1200], err_text[256] = "";
+	struct sbx_error err;
+	struct sbx_child *ch = NULL;
+	struct sbx_test_profile tp;
+	struct sbx_features f;
+	struct sbx_compiled *c = NULL;
+
+	if (sbx_features_probe(&f) < 0)
+		HARNESS_SKIP("feature probe failed");
+	fake_v2_root(root, sizeof(root), "cg-join");
+	f.cgroup_v2 = true;
+	f.clone_into_cgroup = false;
+	f.cgroup_v2_controllers = SBX_CG_MEMORY | SBX_CG_PIDS | SBX_CG_CPU;
+	f.cgroup_v1_controllers = 0;
+	snprintf(f.cgroup_v2_root, sizeof(f.cgroup_v2_root), "%s", root);
+	sbx_test_strict_profile(&tp, NULL);
+	tp.req.landlock_abi = 0;
+	tp.req.seccomp = false;
+	tp.deg.landlock_partial = true;
+	tp.res.memory_max_bytes = 0;
+	tp.res.pids_max = 0;
+	tp.res.cpu_max_percent = 0;
+	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
+	snprintf(marker, sizeof(marker), "%s/ran", root);
+	snprintf(cmd, sizeof(cmd), "echo > %s", marker);
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	struct sbx *s = sbx_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(sbx_set_profile(s, c), 0);
+	CU_ASSERT_EQUAL(sbx_set_argv(s, argv), 0);
+	CU_ASSERT_EQUAL(sbx_set_cgroup(s, "/corral", "nojoin"), 0);
+	if (geteuid() == 0)
+		CU_ASSERT_EQUAL(sbx_set_ids(s, 65534, 65534, NULL, 0), 0);
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -ENOENT);
+	CU_ASSERT_PTR_NULL(ch);
+	CU_ASSERT_STRING_EQUAL(err.step, "cgroup");
+	CU_ASSERT_EQUAL(err.error, ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(
+	        strstr(err.message, SBX_HAVE_CLONE_VM ? "opening cgroup.procs" : "joining"));
+	CU_ASSERT_FALSE(exists(marker));
+	snprintf(leaf, sizeof(leaf), "%s/corral/nojoin", root);
+	CU_ASSERT_FALSE(exists(leaf));
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
+#if SBX_HAVE_CLONE_VM
+/*
+ * The CLONE_VM spawn cannot map the child's stack (address space limit just above what the
+ * process uses): refused with ENOMEM, nothing runs. Runs in a forked child so the limit
+ * stays there.
+ */
+static void test_spawn_vm_stack_enomem(void)
+{
+	char err_text[256] = "";
+	struct sbx_test_profile tp;
+	struct sbx_features f;
+	struct sbx_compiled *c = NULL;
+
+	if (sbx_features_probe(&f) < 0)
+		HARNESS_SKIP("feature probe failed");
+	/* no limits: an unprivileged run goes on without its session cgroup */
+	sbx_test_strict_profile(&tp, NULL);
+	tp.req.landlock_abi = 0;
+	tp.req.seccomp = false;
+	tp.deg.landlock_partial = true;
+	tp.res.memory_max_bytes = 0;
+	tp.res.pids_max = 0;
+	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
+	int pfd[2];
+	CU_ASSERT_EQUAL_FATAL(pipe2(pfd, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct sbx_error err;
+		struct sbx_child *ch = NULL;
+		const char *argv[] = {"/bin/true", NULL};
+		struct sbx *s = sbx_new();
+		unsigned long pages = 0;
+		FILE *statm = fopen("/proc/self/statm", "re");
+		memset(&err, 0, sizeof(err));
+		if (!s || !statm || fscanf(statm, "%lu", &pages) != 1 ||
+		    sbx_set_profile(s, c) < 0 || sbx_set_argv(s, argv) < 0 ||
+		    (geteuid() == 0 && sbx_set_ids(s, 65534, 65534, NULL, 0) < 0))
+			_exit(2);
+		fclose(statm);
+		/* room for the small allocations of the plan, not for a 128 KiB stack */
+		struct rlimit rl = {.rlim_cur = pages * 4096 + SBX_VM_STACK / 2,
+		                    .rlim_max = RLIM_INFINITY};
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			_exit(3);
+		int r = sbx_spawn(s, &ch, &err);
+		if (write(pfd[1], &err, sizeof(err)) != (ssize_t)sizeof(err))
+			_exit(4);
+		_exit(r == -ENOMEM && !ch ? 0 : 5);
+	}
+	close(pfd[1]);
+	struct sbx_error err;
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(read(pfd[0], &err, sizeof(err)), (ssize_t)sizeof(err));
+	close(pfd[0]);
+	int st = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		printf("\n    child exit %d, step %s: %s", WEXITSTATUS(st), err.step, err.message);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_EQUAL(err.error, ENOMEM);
+	CU_ASSERT_STRING_EQUAL(err.step, "clone3");
+	sbx_compiled_free(c);
+}
+#endif
+
 /* A caller in more than SBX_GROUPS_MAX groups: getgroups() fails, the spawn is refused
  * (never run with a truncated group list). Needs root for setgroups(). */
 static void test_spawn_caller_too_many_groups(void)
@@ -581,6 +718,10 @@ static const struct harness_test tests[] = {
         {"cgroup_v1_failure_undoes_v2", test_cgroup_v1_failure_undoes_v2},
         {"ns_write_maps_errors", test_ns_write_maps_errors},
         {"landlock_plan_errors", test_landlock_plan_errors},
+        {"spawn_cgroup_join_fails", test_spawn_cgroup_join_fails},
+#if SBX_HAVE_CLONE_VM
+        {"spawn_vm_stack_enomem", test_spawn_vm_stack_enomem},
+#endif
         {"spawn_cgroup_refused", test_spawn_cgroup_refused},
         {"spawn_caller_too_many_groups", test_spawn_caller_too_many_groups},
         {"spawn_landlock_audit_old_abi", test_spawn_landlock_audit_old_abi},

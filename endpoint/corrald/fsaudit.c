@@ -548,12 +548,74 @@ struct cd_fsaudit {
 	size_t nforeign, foreign_next;
 };
 
+/* Length of the valid UTF-8 sequence (no overlong forms, surrogates or > U+10FFFF) at `p`
+ * of at most `n` bytes, or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		cp = p[0] & 0x1fu;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		cp = p[0] & 0x0fu;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		cp = p[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/*
+ * A decoded path or device name as event text: a file name may hold any byte but NUL, and
+ * the event's string fields must be valid UTF-8 (the server renders them as JSON), so control
+ * bytes and invalid UTF-8 become \xNN and a backslash \\. `out` holds 4 * strlen(in) + 1.
+ */
+static void event_text(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t n = strlen(in), o = 0;
+	for (size_t i = 0; i < n && o + 5 < outlen;) {
+		size_t l = utf8_seq(p + i, n - i);
+		if (p[i] == '\\') {
+			out[o++] = '\\';
+			out[o++] = '\\';
+			i++;
+		} else if (l == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", p[i]);
+			i++;
+		} else {
+			if (o + l >= outlen)
+				break;
+			memcpy(out + o, p + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	out[o] = '\0';
+}
+
 static void emit_violation(struct cd_fsaudit *a, struct entry *e, const char *blockers,
                            const char *object, bool is_name, const char *dev, bool has_ino,
                            uint64_t ino, uint64_t domain)
 {
 	uint64_t now = util_monotonic_ms();
-	char detail[512], inotext[32] = "";
+	char detail[512 + 4 * 64], inotext[32] = "";
 	if (now - e->rl_window_ms >= 1000) {
 		e->rl_window_ms = now;
 		e->rl_count = 0;
@@ -562,14 +624,19 @@ static void emit_violation(struct cd_fsaudit *a, struct entry *e, const char *bl
 		e->rl_suppressed++;
 		return;
 	}
+	static char target[4 * CD_FSAUDIT_PATH_MAX + 1];
+	char devtext[4 * 64 + 1];
+	event_text(object, target, sizeof(target));
+	event_text(dev, devtext, sizeof(devtext));
 	if (has_ino)
 		snprintf(inotext, sizeof(inotext), " ino=%" PRIu64, ino);
 	snprintf(detail, sizeof(detail), "blockers=%s%s%s%s%s domain=%" PRIx64, blockers,
-	         dev[0] ? " dev=" : "", dev, inotext, is_name ? " object=name" : "", domain);
+	         devtext[0] ? " dev=" : "", devtext, inotext, is_name ? " object=name" : "",
+	         domain);
 	Corral__Violation v = CORRAL__VIOLATION__INIT;
 	v.kind = CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM;
 	v.comm = (char *)"";
-	v.target = (char *)object;
+	v.target = target;
 	v.detail = detail;
 	v.audit_only = e->audit;
 	v.suppressed = e->rl_suppressed;

@@ -275,6 +275,15 @@ static void test_map_real_sequence(void)
 	CU_ASSERT_EQUAL_FATAL(g_nev, 3);
 	CU_ASSERT_STRING_EQUAL(g_ev[1].target, "/etc/with space");
 	CU_ASSERT_STRING_EQUAL(g_ev[2].target, "/tmp");
+	/* a file name holding invalid UTF-8, a newline and a backslash (the kernel hex-encodes
+	 * it): the event text stays valid UTF-8, valid sequences kept */
+	CU_ASSERT_EQUAL(feed(a, 1423,
+	                     "audit(1.2:3): domain=113cbc3b6 blockers=fs.read_file "
+	                     "path=2F61FF0A5C62C3A9E282AC dev=\"vda\" ino=1"),
+	                1);
+	CU_ASSERT_EQUAL_FATAL(g_nev, 4);
+	CU_ASSERT_STRING_EQUAL(g_ev[3].target, "/a\\xff\\x0a\\\\b\xc3\xa9\xe2\x82\xac");
+	g_nev = 3;
 	/* a scope blocker is not a filesystem violation */
 	CU_ASSERT_EQUAL(feed(a, 1423,
 	                     "audit(1.2:3): domain=113cbc3b6 blockers=scope.signal opid=1 "

@@ -3,7 +3,8 @@
  * Filesystem (Landlock) denials from the kernel audit subsystem (see fsaudit.h): the audit
  * control exchange (status, the never-task rule, enabling and restoring audit), a strict
  * parser of Landlock audit records, and the mapping of Landlock domains to sessions, which
- * turns each access record into one VIOLATION/FILESYSTEM event.
+ * turns each access record into one VIOLATION event (FILESYSTEM, or NETWORK for a Landlock TCP
+ * port rule).
  *
  * Record text, as the kernel writes it (kernel/audit.c, security/lsm_audit.c,
  * security/landlock/audit.c): "audit(<sec>.<ms>:<serial>): key=value key=value ...". Values
@@ -17,6 +18,7 @@
 #include "cleanup.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -186,6 +188,9 @@ enum field_bit {
 	F_COMM = 1u << 9,
 	F_DENIALS = 1u << 10,
 	F_MODE = 1u << 11,
+	F_DADDR = 1u << 12,
+	F_DEST = 1u << 13,
+	F_SRC = 1u << 14,
 };
 
 #define BAD(why)                \
@@ -276,6 +281,24 @@ int cd_fsaudit_parse(int type, const void *buf, size_t len, struct cd_fsaudit_re
 			if (parse_dec(v, vl, UINT64_MAX, &rec.ino) < 0)
 				BAD("ino is not a number");
 			rec.has_ino = true;
+		} else if (KEY("daddr") && type == CD_FSAUDIT_TYPE_ACCESS) {
+			bit = F_DADDR;
+			unsigned char bin[16];
+			if (vl == 0 || vl >= sizeof(rec.daddr))
+				BAD("daddr is not an IP address");
+			memcpy(rec.daddr, v, vl);
+			rec.daddr[vl] = '\0';
+			if (inet_pton(AF_INET, rec.daddr, bin) != 1 &&
+			    inet_pton(AF_INET6, rec.daddr, bin) != 1)
+				BAD("daddr is not an IP address");
+		} else if ((KEY("dest") || KEY("src")) && type == CD_FSAUDIT_TYPE_ACCESS) {
+			bit = KEY("dest") ? F_DEST : F_SRC;
+			if (parse_dec(v, vl, 65535, &x) < 0 || x == 0)
+				BAD("port is not a number in 1-65535");
+			if (bit == F_DEST)
+				rec.dport = (uint16_t)x;
+			else
+				rec.sport = (uint16_t)x;
 		} else if (KEY("status") && type == CD_FSAUDIT_TYPE_DOMAIN) {
 			bit = F_STATUS;
 			if (vl >= sizeof(status))
@@ -521,14 +544,21 @@ struct entry {
 	unsigned rl_count, rl_suppressed;
 };
 
-struct pending {
+/* What an event needs of an access record (the record itself is 9 KiB). */
+struct denial {
 	uint64_t domain;
-	uint64_t at_ms;
 	char blockers[256];
 	char dev[64];
 	uint64_t ino;
 	bool has_ino;
 	bool is_name;
+	char daddr[CD_FSAUDIT_ADDR_MAX];
+	uint16_t dport, sport;
+};
+
+struct pending {
+	uint64_t at_ms;
+	struct denial d;
 	char *object;
 };
 
@@ -610,12 +640,29 @@ static void event_text(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static void emit_violation(struct cd_fsaudit *a, struct entry *e, const char *blockers,
-                           const char *object, bool is_name, const char *dev, bool has_ino,
-                           uint64_t ino, uint64_t domain)
+static void denial_from(const struct cd_fsaudit_record *rec, struct denial *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->domain = rec->domain;
+	snprintf(d->blockers, sizeof(d->blockers), "%s", rec->blockers);
+	snprintf(d->dev, sizeof(d->dev), "%s", rec->dev);
+	d->ino = rec->ino;
+	d->has_ino = rec->has_ino;
+	d->is_name = rec->object_is_name;
+	snprintf(d->daddr, sizeof(d->daddr), "%s", rec->daddr);
+	d->dport = rec->dport;
+	d->sport = rec->sport;
+}
+
+/* One VIOLATION event: FILESYSTEM for fs.* blockers (target: the path), NETWORK for the
+ * Landlock TCP port rules' net.* blockers (target: "addr:port", "[v6]:port", or "*:port" for
+ * a bind). */
+static void emit_violation(struct cd_fsaudit *a, struct entry *e, const struct denial *d,
+                           const char *object)
 {
 	uint64_t now = util_monotonic_ms();
 	char detail[512 + 4 * 64], inotext[32] = "";
+	bool net = util_startswith(d->blockers, "net.");
 	if (now - e->rl_window_ms >= 1000) {
 		e->rl_window_ms = now;
 		e->rl_count = 0;
@@ -626,15 +673,23 @@ static void emit_violation(struct cd_fsaudit *a, struct entry *e, const char *bl
 	}
 	static char target[4 * CD_FSAUDIT_PATH_MAX + 1];
 	char devtext[4 * 64 + 1];
-	event_text(object, target, sizeof(target));
-	event_text(dev, devtext, sizeof(devtext));
-	if (has_ino)
-		snprintf(inotext, sizeof(inotext), " ino=%" PRIu64, ino);
-	snprintf(detail, sizeof(detail), "blockers=%s%s%s%s%s domain=%" PRIx64, blockers,
-	         devtext[0] ? " dev=" : "", devtext, inotext, is_name ? " object=name" : "",
-	         domain);
+	if (net && d->daddr[0])
+		snprintf(target, sizeof(target), strchr(d->daddr, ':') ? "[%s]:%u" : "%s:%u",
+		         d->daddr, (unsigned)d->dport);
+	else if (net)
+		snprintf(target, sizeof(target), "*:%u",
+		         (unsigned)(d->sport ? d->sport : d->dport));
+	else
+		event_text(object, target, sizeof(target));
+	event_text(d->dev, devtext, sizeof(devtext));
+	if (d->has_ino)
+		snprintf(inotext, sizeof(inotext), " ino=%" PRIu64, d->ino);
+	snprintf(detail, sizeof(detail), "blockers=%s%s%s%s%s%s domain=%" PRIx64, d->blockers,
+	         devtext[0] ? " dev=" : "", devtext, inotext, d->is_name ? " object=name" : "",
+	         net ? " layer=landlock-ports" : "", d->domain);
 	Corral__Violation v = CORRAL__VIOLATION__INIT;
-	v.kind = CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM;
+	v.kind = net ? CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK
+	             : CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM;
 	v.comm = (char *)"";
 	v.target = target;
 	v.detail = detail;
@@ -721,14 +776,8 @@ static void pending_add(struct cd_fsaudit *a, const struct cd_fsaudit_record *re
 	if (a->npend == CD_FSAUDIT_PENDING_MAX)
 		pending_drop(a, 0);
 	struct pending *p = &a->pend[a->npend++];
-	memset(p, 0, sizeof(*p));
-	p->domain = rec->domain;
 	p->at_ms = util_monotonic_ms();
-	snprintf(p->blockers, sizeof(p->blockers), "%s", rec->blockers);
-	snprintf(p->dev, sizeof(p->dev), "%s", rec->dev);
-	p->ino = rec->ino;
-	p->has_ino = rec->has_ino;
-	p->is_name = rec->object_is_name;
+	denial_from(rec, &p->d);
 	p->object = obj;
 }
 
@@ -747,13 +796,15 @@ static void handle_record(struct cd_fsaudit *a, const struct cd_fsaudit_record *
 
 	switch (rec->kind) {
 	case CD_FSAUDIT_ACCESS:
-		/* only filesystem rights are reported here (scope and net blockers are not) */
-		if (!util_startswith(rec->blockers, "fs."))
+		/* filesystem rights and the TCP port rules; scope blockers are not reported */
+		if (!util_startswith(rec->blockers, "fs.") &&
+		    !util_startswith(rec->blockers, "net."))
 			return;
-		if ((e = entry_by_domain(a, rec->domain)))
-			emit_violation(a, e, rec->blockers, rec->object, rec->object_is_name,
-			               rec->dev, rec->has_ino, rec->ino, rec->domain);
-		else if (!is_foreign(a, rec->domain))
+		if ((e = entry_by_domain(a, rec->domain))) {
+			struct denial d;
+			denial_from(rec, &d);
+			emit_violation(a, e, &d, rec->object);
+		} else if (!is_foreign(a, rec->domain))
 			pending_add(a, rec); /* its domain record follows it */
 		return;
 	case CD_FSAUDIT_DOMAIN_ALLOCATED:
@@ -771,20 +822,19 @@ static void handle_record(struct cd_fsaudit *a, const struct cd_fsaudit_record *
 		/* in arrival order: the access records this domain record follows */
 		for (size_t i = 0; i < a->npend;) {
 			struct pending *p = &a->pend[i];
-			if (p->domain != rec->domain) {
+			if (p->d.domain != rec->domain) {
 				i++;
 				continue;
 			}
 			if (e)
-				emit_violation(a, e, p->blockers, p->object, p->is_name, p->dev,
-				               p->has_ino, p->ino, p->domain);
+				emit_violation(a, e, &p->d, p->object);
 			pending_drop(a, i);
 		}
 		return;
 	case CD_FSAUDIT_DOMAIN_DEALLOCATED:
 		foreign_remove(a, rec->domain);
 		for (size_t i = 0; i < a->npend;)
-			if (a->pend[i].domain == rec->domain)
+			if (a->pend[i].d.domain == rec->domain)
 				pending_drop(a, i);
 			else
 				i++;

@@ -17,7 +17,9 @@
  * LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON, sbx_set_landlock_audit, so the agent's denials are
  * logged at all), and the creator's exe must be corrald's own binary (an agent that sandboxes
  * itself again creates domains of its own, which are not the profile's). Access records of a
- * domain not mapped yet wait in a bounded queue for its domain record.
+ * domain not mapped yet wait in a bounded queue for its domain record. fs.* blockers become
+ * VIOLATION/FILESYSTEM events; net.* blockers (the Landlock TCP port rules that stand in for
+ * BPF egress, net:landlock-ports) VIOLATION/NETWORK events; scope.* blockers are not reported.
  *
  * Everything runs on corrald's event loop thread (no locking). Nothing here logs.
  */
@@ -41,6 +43,8 @@ struct cd_fsaudit;
 #define CD_FSAUDIT_RECORD_MAX 8970u
 /* Longest decoded path/exe kept (PATH_MAX); the kernel never logs a longer one. */
 #define CD_FSAUDIT_PATH_MAX 4096u
+/* Longest address text (INET6_ADDRSTRLEN). */
+#define CD_FSAUDIT_ADDR_MAX 46u
 /* Access records waiting for their domain record, at most; the oldest goes first. */
 #define CD_FSAUDIT_PENDING_MAX 64u
 /* A pending access record older than this is dropped (its domain record never came). */
@@ -68,6 +72,9 @@ struct cd_fsaudit_record {
 	char dev[64];
 	uint64_t ino;
 	bool has_ino;
+	char daddr[CD_FSAUDIT_ADDR_MAX]; /* net.connect_tcp: destination address, else "" */
+	uint16_t dport;                  /* net.connect_tcp: destination port, else 0 */
+	uint16_t sport;                  /* net.bind_tcp: the port, else 0 */
 	/* domain allocated */
 	pid_t pid; /* the domain's creator */
 	uint32_t uid;

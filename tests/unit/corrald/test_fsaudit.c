@@ -155,6 +155,16 @@ static void test_parse_refusals(void)
 	        {1423, "audit(1.2:3): domain=1 blockers=fs.x ino=-1", "ino"},
 	        {1423, "audit(1.2:3): domain=1 blockers=fs.x ino=18446744073709551616", "ino"},
 	        {1423, "audit(1.2:3): domain=1 blockers=fs.x domain=2", "twice"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x daddr=1.2.3", "daddr"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x daddr=", "daddr"},
+	        {1423,
+	         "audit(1.2:3): domain=1 blockers=net.x daddr=ffff:ffff:ffff:ffff:ffff:ffff:"
+	         "255.255.255.255x",
+	         "daddr"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x dest=0", "port"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x dest=65536", "port"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x src=-1", "port"},
+	        {1423, "audit(1.2:3): domain=1 blockers=net.x src=1 src=2", "twice"},
 	        {1423, "audit(1.2:3): domain=1 path=\"/a\"", "without blockers"},
 	        {1423, "audit(1.2:3): blockers=fs.x", "no domain"},
 	        {1424, "audit(1.2:3): domain=1 status=freed", "unknown domain status"},
@@ -300,6 +310,55 @@ static void test_map_real_sequence(void)
 	CU_ASSERT_EQUAL(feed(a, 1424, rec_dealloc), 1);
 	CU_ASSERT_EQUAL(feed(a, 1423, rec_dir), 1);
 	CU_ASSERT_EQUAL(g_nev, 4);
+	cd_fsaudit_free(a);
+}
+
+/* Landlock TCP port rules (net:landlock-ports) and scopes, captured from this kernel. */
+static const char rec_connect[] = "audit(1795786607.281:30105): domain=113ccc6f0 "
+                                  "blockers=net.connect_tcp daddr=127.0.0.1 dest=9";
+static const char rec_connect6[] = "audit(1795786607.281:30107): domain=113ccc6f0 "
+                                   "blockers=net.connect_tcp daddr=::1 dest=443";
+static const char rec_bind[] = "audit(1795786607.281:30108): domain=113ccc6f0 "
+                               "blockers=net.bind_tcp src=8080";
+static const char rec_signal[] = "audit(1795786607.281:30109): domain=113ccc6f0 "
+                                 "blockers=scope.signal opid=1 ocomm=\"process_api\"";
+static const char rec_net_domain[] = "audit(1795786607.281:30106): domain=113ccc6f0 "
+                                     "status=allocated mode=enforcing pid=27379 uid=0 "
+                                     "exe=\"/tmp/fsaudit-cap/net\" comm=\"net\"";
+
+static void test_parse_and_map_network(void)
+{
+	static struct cd_fsaudit_record r;
+	const char *why = NULL;
+	CU_ASSERT_EQUAL_FATAL(parse(1423, rec_connect, &r, &why), 1);
+	CU_ASSERT_STRING_EQUAL(r.blockers, "net.connect_tcp");
+	CU_ASSERT_STRING_EQUAL(r.daddr, "127.0.0.1");
+	CU_ASSERT_EQUAL(r.dport, 9);
+	CU_ASSERT_EQUAL_FATAL(parse(1423, rec_connect6, &r, &why), 1);
+	CU_ASSERT_STRING_EQUAL(r.daddr, "::1");
+	CU_ASSERT_EQUAL_FATAL(parse(1423, rec_bind, &r, &why), 1);
+	CU_ASSERT_EQUAL(r.sport, 8080);
+	CU_ASSERT_STRING_EQUAL(r.daddr, "");
+
+	struct cd_fsaudit *a = NULL;
+	g_nev = 0;
+	CU_ASSERT_EQUAL_FATAL(cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, "/tmp/fsaudit-cap/net", NULL,
+	                                     capture, NULL, &a),
+	                      0);
+	add_session(a, 27379, "s-net", false);
+	CU_ASSERT_EQUAL(feed(a, 1423, rec_connect), 1);
+	CU_ASSERT_EQUAL(feed(a, 1424, rec_net_domain), 1);
+	CU_ASSERT_EQUAL(feed(a, 1423, rec_connect6), 1);
+	CU_ASSERT_EQUAL(feed(a, 1423, rec_bind), 1);
+	CU_ASSERT_EQUAL(feed(a, 1423, rec_signal), 1); /* scopes are not reported */
+	CU_ASSERT_EQUAL_FATAL(g_nev, 3);
+	CU_ASSERT_EQUAL(g_ev[0].kind, CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK);
+	CU_ASSERT_STRING_EQUAL(g_ev[0].target, "127.0.0.1:9");
+	CU_ASSERT_STRING_EQUAL(g_ev[0].detail,
+	                       "blockers=net.connect_tcp layer=landlock-ports domain=113ccc6f0");
+	CU_ASSERT_STRING_EQUAL(g_ev[1].target, "[::1]:443");
+	CU_ASSERT_STRING_EQUAL(g_ev[2].target, "*:8080");
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_ev[2].detail, "net.bind_tcp"));
 	cd_fsaudit_free(a);
 }
 
@@ -736,6 +795,7 @@ static void test_unavailable_without_capabilities(void)
 static const struct harness_test tests[] = {
         {"parse_real_records", test_parse_real_records},
         {"parse_refusals", test_parse_refusals},
+        {"parse_and_map_network", test_parse_and_map_network},
         {"map_real_sequence", test_map_real_sequence},
         {"map_foreign_domains", test_map_foreign_domains},
         {"map_pending_bound_and_rate_limit", test_map_pending_bound_and_rate_limit},

@@ -32,8 +32,9 @@ enum key_type {
 	KEY_DURATION,
 	KEY_SIZE,
 	KEY_COUNT,
-	KEY_ADDR,  /* IPv4 address with an optional :port */
-	KEY_CIDRS, /* comma-separated IPv4/IPv6 CIDRs */
+	KEY_ADDR,     /* IPv4 address with an optional :port */
+	KEY_CIDRS,    /* comma-separated IPv4/IPv6 CIDRs */
+	KEY_AUTO_OFF, /* "auto" (true) or "off" (false) */
 };
 
 struct key_def {
@@ -106,6 +107,10 @@ static const struct key_def key_defs[] = {
           "non-public ranges (e.g. internal git hosts) the egress proxy may connect to"},
          KEY_CIDRS,
          OFF(egress_allow_private)},
+        {{"landlock_audit", "auto|off",
+          "report filesystem (Landlock) denials through kernel audit (default auto)"},
+         KEY_AUTO_OFF,
+         OFF(landlock_audit)},
         {{"test_hooks", NULL, "enable test-only IPC requests (never in production)"},
          KEY_BOOL,
          OFF(test_hooks)},
@@ -172,6 +177,7 @@ int cd_config_init(struct cd_config *cfg)
 	cfg->backoff_max = 300;
 	cfg->outbox_max_bytes = 50ull << 20;
 	cfg->outbox_max_events = 200000;
+	cfg->landlock_audit = true;
 	return 0;
 }
 
@@ -422,6 +428,13 @@ int cd_config_set(struct cd_config *cfg, const char *key, const char *value, cha
 			        name, value);
 			return -EINVAL;
 		}
+		return 0;
+	case KEY_AUTO_OFF:
+		if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0) {
+			set_err(err, errlen, "%s: '%.64s' is not auto or off", name, value);
+			return -EINVAL;
+		}
+		*(bool *)field = strcmp(value, "auto") == 0;
 		return 0;
 	case KEY_LOGLEVEL: {
 		enum log_level lv;

@@ -42,7 +42,8 @@ struct cd_config {
 	int64_t backoff_max;        /* cap of the retry backoff, seconds */
 	uint64_t outbox_max_bytes;
 	uint64_t outbox_max_events;
-	bool test_hooks; /* enables the test-only IPC (synthetic events); never in production */
+	bool landlock_audit; /* `auto`: read Landlock denials from kernel audit (fsaudit.h) */
+	bool test_hooks;     /* enables the test-only IPC (synthetic events); never in production */
 };
 
 /* Fills `cfg` with the built-in defaults. Returns 0 or -ENOMEM. */

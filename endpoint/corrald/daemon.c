@@ -17,6 +17,8 @@
 #include "cleanup.h"
 #include "db.h"
 #include "enforce.h"
+#include "fsaudit.h"
+#include "sbx.h"
 #include "kfeatures.h"
 #include "identity.h"
 #include "ipc.h"
@@ -59,6 +61,7 @@
 #define TAG_LISTEN      3u
 #define TAG_WORKER      4u
 #define TAG_ENFORCE     5u
+#define TAG_FSAUDIT     6u
 #define TAG_CLIENT      0x100u
 #define TAG_SESSION     0x200u
 #define TOKEN_MAX       4096u
@@ -91,6 +94,7 @@ struct cd_daemon {
 	struct cd_features features;
 	struct cd_enforce *enforce;  /* sessions: compiled profiles, network layer (session.c) */
 	struct cd_tmppool *tmp_pool; /* session TMP directories made ahead of time, or NULL */
+	struct cd_fsaudit *fsaudit;  /* filesystem denials from kernel audit (fsaudit.h) */
 	char db_path[4096], key_path[4096], worker_path[4096];
 
 	/* identity */
@@ -218,6 +222,18 @@ static void outbox_sync(struct cd_daemon *d)
 static int emit_session_event(void *userdata, Corral__Event *ev)
 {
 	return emit(userdata, ev);
+}
+
+/* The kernel audit changes not undone yet (bit 1: the never-task rule, bit 2: audit on). */
+#define FSAUDIT_STATE_KEY "fsaudit_changes"
+static void fsaudit_persist(struct cd_daemon *d)
+{
+	struct cd_fsaudit_changes ch = cd_fsaudit_changes(d->fsaudit);
+	int64_t v = (ch.rule_added ? 1 : 0) | (ch.audit_enabled ? 2 : 0), was = 0;
+	if (cd_state_get_i64(d->db, FSAUDIT_STATE_KEY, &was) == 0 && was == v)
+		return;
+	if (cd_state_set_i64(d->db, FSAUDIT_STATE_KEY, v) < 0)
+		log_warn("filesystem denials: cannot record the audit changes to undo");
 }
 
 static void emit_health(struct cd_daemon *d, const char *state, const char *detail)
@@ -1382,7 +1398,8 @@ static void handle_client(struct cd_daemon *d, struct client *c)
 			                             .emit = emit_session_event,
 			                             .userdata = d,
 			                             .enforce = d->enforce,
-			                             .tmp_pool = d->tmp_pool};
+			                             .tmp_pool = d->tmp_pool,
+			                             .fsaudit = d->fsaudit};
 			int sfds[CD_IPC_FDS_MAX];
 			memcpy(sfds, fds, n_fds * sizeof(int));
 			size_t sn = n_fds;
@@ -1579,6 +1596,12 @@ int cd_daemon_run(struct cd_daemon *d)
 				d->timer_armed = 0;
 			} else if (tag == TAG_ENFORCE) {
 				cd_enforce_process(d->enforce);
+			} else if (tag == TAG_FSAUDIT) {
+				bool was = cd_fsaudit_available(d->fsaudit);
+				cd_fsaudit_process(d->fsaudit);
+				if (was && !cd_fsaudit_available(d->fsaudit))
+					log_warn("filesystem denials are no longer reported: %s",
+					         cd_fsaudit_status(d->fsaudit));
 			} else if (tag == TAG_LISTEN) {
 				handle_accept(d);
 			} else if (tag == TAG_WORKER) {
@@ -1810,6 +1833,29 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 			log_warn("session TMP pool: %s (sessions create TMP themselves)",
 			         strerror(-pr));
 	}
+	/* Filesystem (Landlock) denials: read from kernel audit when the kernel can; otherwise
+	 * every session's layers say they are not reported (never silently). */
+	int64_t was = 0;
+	(void)cd_state_get_i64(d->db, FSAUDIT_STATE_KEY, &was);
+	struct cd_fsaudit_changes inherited = {.rule_added = (was & 1) != 0,
+	                                       .audit_enabled = (was & 2) != 0};
+	r = cd_fsaudit_new(cfg->landlock_audit ? CD_FSAUDIT_MODE_AUTO : CD_FSAUDIT_MODE_OFF,
+	                   d->enforce ? cd_enforce_features(d->enforce)->landlock_abi : 0, NULL,
+	                   &inherited, emit_session_event, d, &d->fsaudit);
+	if (r < 0) {
+		log_err("filesystem denial reporting: %s", strerror(-r));
+		goto fail;
+	}
+	/* what the kernel state owes us, durable before anything else: a corrald that is killed
+	 * is undone by the next one on this data directory */
+	fsaudit_persist(d);
+	if (cd_fsaudit_available(d->fsaudit)) {
+		log_info("filesystem denials: %s", cd_fsaudit_status(d->fsaudit));
+		ee.data.u64 = TAG_FSAUDIT;
+		epoll_ctl(d->epfd, EPOLL_CTL_ADD, cd_fsaudit_fd(d->fsaudit), &ee);
+	} else {
+		log_warn("filesystem denials are not reported: %s", cd_fsaudit_status(d->fsaudit));
+	}
 	policy_load(d);
 	*ret = d;
 	return 0;
@@ -1824,6 +1870,19 @@ void cd_daemon_free(struct cd_daemon *d)
 		return;
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		client_close(d, &d->clients[i]);
+	/* sessions are gone: undo exactly what was changed in the kernel's audit state */
+	if (d->fsaudit) {
+		char msg[256] = "";
+		int rr = cd_fsaudit_restore(d->fsaudit, msg, sizeof(msg));
+		if (rr < 0)
+			log_err("filesystem denials: restoring the audit state: %s", msg);
+		else if (rr > 0)
+			log_info("filesystem denials: audit state restored");
+		if (rr >= 0)
+			fsaudit_persist(d);
+		cd_fsaudit_free(d->fsaudit);
+		d->fsaudit = NULL;
+	}
 	if (d->worker_pid > 0) {
 		kill(d->worker_pid, SIGKILL);
 		(void)waitpid(d->worker_pid, NULL, 0);

@@ -24,6 +24,7 @@
 
 #include "cleanup.h"
 #include "enforce.h"
+#include "fsaudit.h"
 #include "ipc.h"
 #include "sbx.h"
 #include "util.h"
@@ -78,6 +79,9 @@ struct cd_session {
 	struct cd_enforce_profile *prof;
 	struct cd_enforce_session tag;
 	bool tagged;
+	struct cd_fsaudit *fsaudit; /* borrowed; NULL = none */
+	bool fs_registered;         /* the session's domain is mapped by fsaudit */
+	char fs_layer[512];
 	struct sbx *sbx;
 	struct sbx_child *child;
 	char id[33];
@@ -153,6 +157,8 @@ static size_t session_layers(const struct cd_session *s, const char **out, size_
 		out[k++] = l[i];
 	if (k < max)
 		out[k++] = cd_enforce_profile_net_layer(s->prof);
+	if (k < max && s->fs_layer[0])
+		out[k++] = s->fs_layer;
 	return k;
 }
 
@@ -767,8 +773,11 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 	int io[3] = {s->stdio[0], s->stdio[1], s->stdio[2]};
 	if (req->tty)
 		io[0] = io[1] = io[2] = slave;
+	s->fsaudit = env->fsaudit;
+	bool fs_report = cd_fsaudit_available(s->fsaudit);
 	s->sbx = sbx_new();
 	if (!s->sbx || (r = sbx_set_profile(s->sbx, cd_enforce_profile_compiled(s->prof))) < 0 ||
+	    (fs_report && (r = sbx_set_landlock_audit(s->sbx, true)) < 0) ||
 	    (r = sbx_set_argv(s->sbx, argv)) < 0 || (r = sbx_set_envp(s->sbx, envp)) < 0 ||
 	    (r = sbx_set_env_forced(s->sbx, forced)) < 0 ||
 	    (r = sbx_set_cwd(s->sbx, req->cwd)) < 0 ||
@@ -834,6 +843,28 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 	cd_enforce_session_add(s->enforce, &s->tag);
 	s->tagged = true;
 
+	/* Filesystem denials: reported through kernel audit (fsaudit.c) or said to be missing;
+	 * only where Landlock is applied (in audit mode it is skipped: nothing is denied). */
+	size_t ne = 0;
+	const char *const *el = sbx_enforced_layers(s->child, &ne);
+	if (has_layer(el, ne, "landlock:abi")) {
+		struct cd_fsaudit_session fss = {.pid = sbx_child_pid(s->child),
+		                                 .session_id = s->id,
+		                                 .uid = (uint32_t)uid,
+		                                 .user = s->user,
+		                                 .profile = s->profile,
+		                                 .policy_version = s->version,
+		                                 .audit = s->audit};
+		int fr = fs_report ? cd_fsaudit_session_add(s->fsaudit, &fss) : -ENOTSUP;
+		s->fs_registered = fr >= 0;
+		if (fr >= 0)
+			snprintf(s->fs_layer, sizeof(s->fs_layer), "report:filesystem");
+		else
+			snprintf(s->fs_layer, sizeof(s->fs_layer),
+			         "report:filesystem (unavailable: %s; filesystem denials are not "
+			         "reported)",
+			         fr == -ENOTSUP ? cd_fsaudit_status(s->fsaudit) : strerror(-fr));
+	}
 	const char *layers[64];
 	size_t nl = session_layers(s, layers, 64);
 	emit_start(s, p, req, layers, nl);
@@ -904,6 +935,11 @@ static void session_end(struct cd_session *s, bool answer)
 	int r = sbx_child_wait(s->child, &res);
 	if (s->master >= 0 && answer)
 		relay_drain(s);
+	/* denials already logged by the kernel are read before the exit event is written */
+	if (s->fs_registered) {
+		cd_fsaudit_session_end(s->fsaudit, sbx_child_pid(s->child));
+		s->fs_registered = false;
+	}
 	/* The exit is reported (outbox, then the client) before the cleanup: the session tag,
 	 * TMP and the cgroup directories go in cd_session_free, right after this. */
 	if (r < 0)

@@ -17,6 +17,7 @@
 #include <corral.pb-c.h>
 
 struct cd_enforce;
+struct cd_fsaudit;
 struct cd_session; /* opaque */
 struct cd_tmppool;
 
@@ -34,6 +35,9 @@ struct cd_session_env {
 	struct cd_enforce *enforce;
 	/* Pre-created TMP directories (borrowed, tmppool.h); NULL: each session does its mkdir. */
 	struct cd_tmppool *tmp_pool;
+	/* Filesystem denials from kernel audit (borrowed, fsaudit.h); NULL or unavailable: the
+	 * session's layers say that filesystem denials are not reported. */
+	struct cd_fsaudit *fsaudit;
 };
 
 /*

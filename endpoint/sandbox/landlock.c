@@ -571,7 +571,10 @@ void sbx_landlock_apply(const struct sbx_plan *p)
 		if (syscall(SYS_landlock_add_rule, rfd, SBX_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
 			sbx_child_fail(p, "landlock", errno, "tcp port rule");
 	}
-	if (syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
+	/* LOG_NEW_EXEC_ON: without it the kernel logs only denials of this pre-exec child (the
+	 * executable that restricted itself), never the agent it is about to exec. */
+	if (syscall(SYS_landlock_restrict_self, rfd,
+	            p->landlock_audit ? SBX_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON : 0) < 0)
 		sbx_child_fail(p, "landlock", errno, "restrict_self");
 	close(rfd);
 }

@@ -60,6 +60,7 @@ struct sbx {
 	char *cg_parent, *cg_name;
 	uint16_t *tcp_connect, *tcp_bind;
 	size_t ntcp_connect, ntcp_bind;
+	bool landlock_audit;
 };
 
 struct sbx_child {
@@ -385,6 +386,14 @@ int sbx_set_landlock_tcp_ports(struct sbx *s, const uint16_t *connect_ports, siz
 	return 0;
 }
 
+int sbx_set_landlock_audit(struct sbx *s, bool on)
+{
+	if (!s)
+		return -EINVAL;
+	s->landlock_audit = on;
+	return 0;
+}
+
 /* ---- planning (parent) ----------------------------------------------------------------------- */
 
 static void set_error(struct sbx_error *e, const char *step, int error, const char *fmt, ...)
@@ -606,6 +615,15 @@ static int build_plan(const struct sbx *s, struct sbx_plan *p, struct sbx_error 
 		p->ntcp_connect = s->ntcp_connect;
 		p->tcp_bind = s->tcp_bind;
 		p->ntcp_bind = s->ntcp_bind;
+	}
+	/* audit mode applies no Landlock: nothing to log */
+	if (s->landlock_audit && c->landlock_abi >= 1) {
+		if (c->landlock_abi < 7) {
+			set_error(e, "landlock", ENOTSUP,
+			          "logging denials after exec needs Landlock ABI 7");
+			return -ENOTSUP;
+		}
+		p->landlock_audit = true;
 	}
 	return 0;
 }

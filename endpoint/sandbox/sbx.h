@@ -173,6 +173,17 @@ int sbx_set_cgroup(struct sbx *s, const char *parent, const char *name);
 int sbx_set_landlock_tcp_ports(struct sbx *s, const uint16_t *connect_ports, size_t nconnect,
                                const uint16_t *bind_ports, size_t nbind);
 
+/*
+ * Makes Landlock log the session's denials to the kernel audit subsystem after the command's
+ * exec as well (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON): by default the kernel logs only the
+ * denials of the executable that called landlock_restrict_self, which is the engine's child
+ * before exec, never the agent. Records reach user space only while kernel audit is enabled
+ * (corrald's fsaudit.c reads them). Needs Landlock ABI 7: sbx_spawn then fails with -ENOTSUP
+ * (step "landlock") on an older ABI. Ignored when the profile applies no Landlock (audit
+ * mode). Default off. Returns 0 or -EINVAL.
+ */
+int sbx_set_landlock_audit(struct sbx *s, bool on);
+
 /* Why a spawn failed: the step in the child (or parent) and the errno. Plain data. */
 struct sbx_error {
 	char step[32];     /* e.g. "cgroup", "userns", "mount", "setuid", "caps", "landlock" */

@@ -158,6 +158,7 @@ struct sbx_plan {
 	size_t rules_cap;
 	uint16_t *tcp_connect, *tcp_bind;
 	size_t ntcp_connect, ntcp_bind;
+	bool landlock_audit; /* LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (ABI >= 7) */
 	struct sbx_mount_plan mounts;
 	int err_fd;      /* child -> parent: struct sbx_child_report */
 	int sync_fd;     /* parent -> child: release byte */

@@ -13,7 +13,8 @@
 #    the time from publish to "applied" on the endpoint
 # 5. as an unprivileged demo user, runs an "agent" under `corral run` that tries allowed and
 #    forbidden things; prints action / expected / result
-# 6. shows the violations (corral-admin events query) and the device's compliance
+# 6. shows the violations (corral-admin events query) and the device's compliance; --check
+#    requires the agent's ~/.ssh read among them as a FILESYSTEM violation
 # 7. tries a tampered bundle and a rollback: both refused with their reason codes
 #
 # Isolation: everything runs inside two network namespaces the demo creates. `cdemo-ep` holds
@@ -265,6 +266,15 @@ phase "what the fleet sees"
 corral flush >/dev/null 2>&1 || true
 echo "    corral-admin events query --device $device --kind violation"
 admin events query --device "$device" --kind violation --limit 20 | sed 's/^/      /'
+# Landlock denials reach the fleet through kernel audit (corrald's fsaudit.c): the agent's
+# read of ~/.ssh/id_ed25519 must be there as a FILESYSTEM violation.
+if admin events query --device "$device" --kind violation --limit 500 |
+	grep -qE 'VIOLATION_KIND_FILESYSTEM[^}]*\.ssh/id_ed25519'; then
+	echo "    filesystem violation for ~/.ssh/id_ed25519 (Landlock, via kernel audit): reported"
+else
+	printf '    %sfilesystem violation for ~/.ssh/id_ed25519: missing%s\n' "$R" "$N"
+	fail=1
+fi
 echo "    corral-admin device list"
 admin device list | sed 's/^/      /'
 

@@ -4,3 +4,6 @@ corral_add_fuzzer(fuzz_corrald_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_cor
 	LIBS corral_daemon)
 corral_add_fuzzer(fuzz_corrald_ipc SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_ipc.c
 	LIBS corral_daemon)
+# Kernel audit records (Landlock denials) read from the audit netlink group.
+corral_add_fuzzer(fuzz_corrald_fsaudit SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_fsaudit.c
+	LIBS corral_daemon)

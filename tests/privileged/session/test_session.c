@@ -13,10 +13,13 @@
  * memory_max 64M vs 200M allocated (OOM, SessionExit.oom_killed); BPF egress unavailable
  * (test hook) refuses a restricting profile and degrades one that allows Landlock ports;
  * a second RunRequest on a connection with a running session refused (EBUSY), its
- * descriptors closed, the first session unaffected.
+ * descriptors closed, the first session unaffected; Landlock denials (a carve-out ~/.ssh
+ * file, a write outside the write set) reported as FILESYSTEM violations of the session
+ * through kernel audit, and the kernel's audit state as it was once corrald has exited.
  */
 #include "cleanup.h"
 #include "fixture.h"
+#include "fsaudit.h"
 #include "harness.h"
 #include "ipc.h"
 #include "policy.h"
@@ -31,13 +34,17 @@
 #include <poll.h>
 #include <pty.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/netlink.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -53,6 +60,7 @@ static struct fx_daemon g_d;
 static bool g_ready, g_user_made;
 static uid_t g_uid;
 static gid_t g_gid;
+static int g_audit_before = -1; /* kernel audit on (1) / off (0) before corrald; -1 unknown */
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -351,6 +359,13 @@ static int suite_init(void)
 	snprintf(ddir, sizeof(ddir), "%s/d1", g_dir);
 	if (mkdir(ddir, 0755) < 0)
 		return -1;
+	/* kernel audit before corrald touches it: the last test checks it is restored */
+	int afd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	bool on = false;
+	if (afd >= 0 && cd_fsaudit_ctl_status(afd, &on) == 0)
+		g_audit_before = on;
+	if (afd >= 0)
+		close(afd);
 	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
 	unsetenv("CORRAL_TEST_EGRESS_UNAVAILABLE");
 	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
@@ -444,6 +459,361 @@ static void test_files(void)
 	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
 	run_out_free(&o);
 	CU_ASSERT(access("/etc/corral-session-test", F_OK) < 0);
+}
+
+/* The newest violation of `kind` with `target` (waits up to 3 s: audit records reach corrald
+ * through the kernel's audit thread, asynchronously). Caller frees *ret_resp. */
+static const Corral__Event *wait_violation(const struct fx_daemon *d, Corral__ViolationKind kind,
+                                           const char *target, Corral__IpcResponse **ret_resp)
+{
+	for (int i = 0; i < 30; i++) {
+		Corral__IpcResponse *resp = events(d);
+		if (resp && resp->body_case == CORRAL__IPC_RESPONSE__BODY_EVENTS)
+			for (size_t k = 0; k < resp->events->n_events; k++) {
+				const Corral__Event *e = resp->events->events[k];
+				if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_VIOLATION &&
+				    e->violation && e->violation->kind == kind &&
+				    strcmp(e->violation->target, target) == 0) {
+					*ret_resp = resp;
+					return e;
+				}
+			}
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+		usleep(100 * 1000);
+	}
+	*ret_resp = NULL;
+	return NULL;
+}
+
+/* The SessionStart of session `id`. */
+static const Corral__Event *session_start_of(const Corral__IpcResponse *resp, const char *id)
+{
+	for (size_t k = 0; resp && k < resp->events->n_events; k++) {
+		const Corral__Event *e = resp->events->events[k];
+		if (e->kind == CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START &&
+		    strcmp(e->session_id, id) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Landlock denials as FILESYSTEM violations: a file in the ~/.ssh carve-out (read_file) and a
+ * file created outside the write set (make_reg on its directory), each with the session id of
+ * the session that was denied, its user and profile. */
+static void test_filesystem_violation(void)
+{
+	NEED_READY();
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	bool available = has_layer(st, "report:filesystem");
+	bool said_unavailable = false;
+	for (size_t i = 0; i < st->session_start->n_layers; i++)
+		said_unavailable |= strncmp(st->session_start->layers[i],
+		                            "report:filesystem (unavailable: ", 32) == 0;
+	CU_ASSERT(available != said_unavailable); /* one or the other, never silent */
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	if (!available)
+		HARNESS_SKIP("filesystem denial reporting unavailable on this host (see layers)");
+
+	struct run_out o = {0};
+	char key[800];
+	snprintf(key, sizeof(key), "%s/.ssh/id_ed25519", g_home);
+	const char *s1[] = {"--", g_probe, "read", key, NULL};
+	CU_ASSERT_EQUAL(run(&o, s1), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	const Corral__Event *v =
+	        wait_violation(&g_d, CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM, key, &resp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, "blockers=fs.read_file"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, " ino="));
+	CU_ASSERT_FALSE(v->violation->audit_only);
+	CU_ASSERT_EQUAL(v->uid, g_uid);
+	CU_ASSERT_STRING_EQUAL(v->user, TEST_USER);
+	CU_ASSERT_STRING_EQUAL(v->profile, "strict");
+	CU_ASSERT_EQUAL(v->policy_version, 1);
+	/* the session that was denied: its SessionStart has the same id and ran the probe */
+	st = session_start_of(resp, v->session_id);
+	CU_ASSERT_PTR_NOT_NULL(st);
+	CU_ASSERT(st && st->session_start->n_argv == 3 &&
+	          strcmp(st->session_start->argv[2], key) == 0);
+	CU_ASSERT(has_layer(st, "report:filesystem"));
+	corral__ipc_response__free_unpacked(resp, NULL);
+
+	/* outside the write set (HOME is only readable): Landlock logs the directory the file
+	 * was to be made in (no other test writes there, so the target is this session's) */
+	char created[800];
+	snprintf(created, sizeof(created), "%s/fsaudit-new-file", g_home);
+	const char *s2[] = {"--", g_probe, "write", created, NULL};
+	CU_ASSERT_EQUAL(run(&o, s2), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	v = wait_violation(&g_d, CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM, g_home, &resp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v->violation->detail, "fs.make_reg"));
+	st = session_start_of(resp, v->session_id);
+	CU_ASSERT(st && st->session_start->n_argv == 3 &&
+	          strcmp(st->session_start->argv[2], created) == 0);
+	corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+/* A corrald started in a network namespace of its own (as the demo runs it): the kernel
+ * multicasts audit records only in the initial namespace, so corrald makes its audit sockets
+ * in pid 1's; where it cannot (pid 1's namespace unreadable, as on the build VM whose pid 1 is
+ * not a normal init), its self-test finds that no record arrives and sessions say reporting
+ * is unavailable. Either way it never claims reporting it does not deliver. */
+static void test_filesystem_violation_other_netns(void)
+{
+	NEED_READY();
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d3", g_dir);
+	CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+	int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(own >= 0);
+	CU_ASSERT_FATAL(unshare(CLONE_NEWNET) == 0);
+	struct fx_daemon d3 = {0};
+	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+	                      "eng",       "--test-hooks", NULL};
+	/* profile cgroups of its own: on exit it detaches its BPF programs from them */
+	char cg3[80];
+	snprintf(cg3, sizeof(cg3), "%s-d3", g_cg);
+	setenv("CORRAL_TEST_CGROUP_PARENT", cg3, 1);
+	int r = fx_daemon_start(&d3, ddir, args);
+	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
+	CU_ASSERT_FATAL(setns(own, CLONE_NEWNET) == 0);
+	close(own);
+	CU_ASSERT_FATAL(r == 0);
+	(void)chmod(ddir, 0755);
+	char path[800];
+	snprintf(path, sizeof(path), "%s/bundle", g_dir);
+	const char *ap[] = {"policy", "apply", path, NULL};
+	CU_ASSERT_EQUAL(fx_cli(&d3, NULL, ap), 0);
+	struct run_out o = {0};
+	char key[800];
+	snprintf(key, sizeof(key), "%s/.ssh/id_ed25519", g_home);
+	const char *s1[] = {"--", g_probe, "read", key, NULL};
+	CU_ASSERT_EQUAL(run_in(&d3, &o, false, s1), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	Corral__IpcResponse *resp = events(&d3);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	bool reported = has_layer(st, "report:filesystem");
+	const char *why = NULL;
+	for (size_t i = 0; i < st->session_start->n_layers; i++)
+		if (strncmp(st->session_start->layers[i], "report:filesystem (unavailable: ", 32) ==
+		    0)
+			why = st->session_start->layers[i];
+	CU_ASSERT(reported != (why != NULL));
+	if (why) {
+		printf("\n    %s", why);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, "self-test: no Landlock audit record"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, "network namespace"));
+	}
+	corral__ipc_response__free_unpacked(resp, NULL);
+	if (reported) {
+		const Corral__Event *v = wait_violation(
+		        &d3, CORRAL__VIOLATION_KIND__VIOLATION_KIND_FILESYSTEM, key, &resp);
+		CU_ASSERT_PTR_NOT_NULL(v);
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+	}
+	CU_ASSERT_EQUAL(fx_daemon_stop(&d3, SIGTERM), 0);
+	/* g_d set audit up; d3 changed nothing, or undid its own change at once */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	bool on = false;
+	CU_ASSERT(fd >= 0 && cd_fsaudit_ctl_status(fd, &on) == 0 &&
+	          on == (g_audit_before == 1 || g_d.pid > 0));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Adds (or deletes) the audit rule `-a never,exclude -F msgtype=1424`: Landlock domain
+ * records are then never created. Returns the kernel's answer (0 or -errno). */
+static int exclude_domain_records(bool add)
+{
+	struct {
+		struct nlmsghdr h;
+		struct audit_rule_data r;
+	} msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.h.nlmsg_len = sizeof(msg);
+	msg.h.nlmsg_type = add ? AUDIT_ADD_RULE : AUDIT_DEL_RULE;
+	msg.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	msg.h.nlmsg_seq = 77;
+	msg.r.flags = AUDIT_FILTER_EXCLUDE;
+	msg.r.action = AUDIT_NEVER;
+	msg.r.field_count = 1;
+	msg.r.fields[0] = AUDIT_MSGTYPE;
+	msg.r.fieldflags[0] = AUDIT_EQUAL;
+	msg.r.values[0] = CD_FSAUDIT_TYPE_DOMAIN;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int r = -EIO;
+	if (send(fd, &msg, sizeof(msg), 0) == (ssize_t)sizeof(msg)) {
+		_Alignas(struct nlmsghdr) char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) &&
+		    h->nlmsg_type == NLMSG_ERROR)
+			r = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	close(fd);
+	return r;
+}
+
+/* Landlock's domain records excluded by an audit rule: corrald's self-test sees none arrive,
+ * so its sessions say reporting is unavailable instead of claiming it (and it changed nothing:
+ * audit was on already). */
+static void test_filesystem_selftest_fails(void)
+{
+	NEED_READY();
+	CU_ASSERT_FATAL(exclude_domain_records(true) == 0);
+	char ddir[700];
+	snprintf(ddir, sizeof(ddir), "%s/d4", g_dir);
+	CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+	char cg4[80];
+	snprintf(cg4, sizeof(cg4), "%s-d4", g_cg);
+	setenv("CORRAL_TEST_CGROUP_PARENT", cg4, 1);
+	struct fx_daemon d4 = {0};
+	const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+	                      "eng",       "--test-hooks", NULL};
+	int r = fx_daemon_start(&d4, ddir, args);
+	setenv("CORRAL_TEST_CGROUP_PARENT", g_cg, 1);
+	Corral__IpcResponse *resp = NULL;
+	if (r == 0) {
+		(void)chmod(ddir, 0755);
+		char path[800];
+		snprintf(path, sizeof(path), "%s/bundle", g_dir);
+		const char *ap[] = {"policy", "apply", path, NULL};
+		/* the first answer comes once start-up (and its self-test) is over */
+		CU_ASSERT_EQUAL(fx_cli(&d4, NULL, ap), 0);
+		struct run_out o = {0};
+		const char *a[] = {"--", g_probe, "exit", "0", NULL};
+		CU_ASSERT_EQUAL(run_in(&d4, &o, false, a), 0);
+		run_out_free(&o);
+		resp = events(&d4);
+	}
+	CU_ASSERT_EQUAL(exclude_domain_records(false), 0);
+	CU_ASSERT_FATAL(r == 0);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_FALSE(has_layer(st, "report:filesystem"));
+	bool said = false;
+	for (size_t i = 0; i < st->session_start->n_layers; i++)
+		said |= strstr(st->session_start->layers[i],
+		               "report:filesystem (unavailable: self-test: no Landlock audit "
+		               "record "
+		               "reached corrald within 1000 ms") != NULL;
+	CU_ASSERT_TRUE(said);
+	corral__ipc_response__free_unpacked(resp, NULL);
+	CU_ASSERT_EQUAL(fx_daemon_stop(&d4, SIGTERM), 0);
+}
+
+/* Another process switches kernel audit off while corrald reports: corrald sees the
+ * configuration change record, and the next session says reporting is unavailable (no session
+ * is told about reporting that can no longer happen). Audit is switched on again afterwards,
+ * so the suite's corrald still restores exactly what it changed. */
+static void test_audit_switched_off(void)
+{
+	NEED_READY();
+	Corral__IpcResponse *resp = events(&g_d);
+	const Corral__Event *st =
+	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	bool reporting = has_layer(st, "report:filesystem");
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+	if (!reporting)
+		HARNESS_SKIP("filesystem denial reporting unavailable on this host");
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CU_ASSERT_FATAL(fd >= 0);
+	char why[256] = "";
+	struct cd_fsaudit_changes off = {.rule_added = false, .audit_enabled = true};
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &off, why, sizeof(why)), 0);
+	usleep(200 * 1000);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 0);
+	run_out_free(&o);
+	struct cd_fsaudit_changes on = {false, false};
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &on, why, sizeof(why)), 0);
+	CU_ASSERT_TRUE(on.audit_enabled);
+	close(fd);
+	resp = events(&g_d);
+	st = find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
+	CU_ASSERT_FALSE(has_layer(st, "report:filesystem"));
+	bool said = false;
+	for (size_t i = 0; st && i < st->session_start->n_layers; i++)
+		said |= strstr(st->session_start->layers[i],
+		               "unavailable: kernel audit was switched off by another process") !=
+		        NULL;
+	CU_ASSERT_TRUE(said);
+	if (resp)
+		corral__ipc_response__free_unpacked(resp, NULL);
+}
+
+/* Last: once corrald exits cleanly, kernel audit is as it was before it started, and when
+ * corrald had to install the rule -a never,task, the rule is gone again. */
+static void test_audit_state_restored(void)
+{
+	NEED_READY();
+	if (g_audit_before < 0)
+		HARNESS_SKIP("kernel audit status unreadable here (no NETLINK_AUDIT)");
+	CU_ASSERT_EQUAL(fx_daemon_stop(&g_d, SIGTERM), 0);
+	g_ready = false; /* no daemon for later tests */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	CU_ASSERT_FATAL(fd >= 0);
+	bool on = false;
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_status(fd, &on), 0);
+	CU_ASSERT_EQUAL((int)on, g_audit_before);
+	if (!on) {
+		/* the rule is absent: installing it succeeds (then it is removed again) */
+		struct cd_fsaudit_changes ch = {false, false};
+		char why[256] = "";
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
+		CU_ASSERT_TRUE(ch.rule_added);
+		CU_ASSERT_TRUE(ch.audit_enabled);
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+
+		/* a corrald killed with SIGKILL leaves audit on; the next one on the same data
+		 * directory adopts that and undoes it when it exits cleanly */
+		char ddir[700];
+		snprintf(ddir, sizeof(ddir), "%s/d5", g_dir);
+		CU_ASSERT_FATAL(mkdir(ddir, 0755) == 0);
+		struct fx_daemon d5 = {0};
+		const char *args[] = {"--offline", "--trust",      g_root_path, "--group",
+		                      "eng",       "--test-hooks", NULL};
+		/* `corral status` answers once start-up (audit set-up included) is over */
+		const char *status[] = {"status", NULL};
+		CU_ASSERT_FATAL(fx_daemon_start(&d5, ddir, args) == 0);
+		CU_ASSERT_EQUAL(fx_cli(&d5, NULL, status), 0);
+		fx_daemon_stop(&d5, SIGKILL);
+		CU_ASSERT(cd_fsaudit_ctl_status(fd, &on) == 0 && on);
+		CU_ASSERT_FATAL(fx_daemon_start(&d5, ddir, args) == 0);
+		CU_ASSERT_EQUAL(fx_cli(&d5, NULL, status), 0);
+		CU_ASSERT_EQUAL(fx_daemon_stop(&d5, SIGTERM), 0);
+		CU_ASSERT(cd_fsaudit_ctl_status(fd, &on) == 0 && !on);
+		memset(&ch, 0, sizeof(ch));
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_setup(fd, NULL, &ch, why, sizeof(why)), 0);
+		CU_ASSERT_TRUE(ch.rule_added); /* the killed one's rule is gone too */
+		CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &ch, why, sizeof(why)), 0);
+		char log[800];
+		snprintf(log, sizeof(log), "%s/corrald.log", ddir);
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		CU_ASSERT(util_read_file(log, 1 << 20, &text, &len) == 0 && text &&
+		          strstr(text, "audit left on by a corrald that was killed: adopted"));
+	}
+	close(fd);
 }
 
 /* WORKDIR the caller may enter but not list (mode 0100): refused before anything runs. */
@@ -866,8 +1236,25 @@ static void test_egress_unavailable(void)
 	        find_event(resp, CORRAL__EVENT_KIND__EVENT_KIND_SESSION_START, 0, NULL);
 	CU_ASSERT(has_layer(st, "net:landlock-ports"));
 	CU_ASSERT(has_layer(st, "landlock:tcp-ports"));
+	bool reported = has_layer(st, "report:filesystem");
 	if (resp)
 		corral__ipc_response__free_unpacked(resp, NULL);
+	/* a port the Landlock rules do not allow: EACCES, and (with kernel audit) a NETWORK
+	 * violation from the Landlock record, since there is no BPF layer to report it */
+	const char *c[] = {"--profile", "ports", "--", g_probe, "connect", "10", NULL};
+	CU_ASSERT_EQUAL(run_in(&d2, &o, false, c), 1);
+	CU_ASSERT_STRING_EQUAL(o.out, "EACCES\n");
+	run_out_free(&o);
+	if (reported) {
+		const Corral__Event *v = wait_violation(
+		        &d2, CORRAL__VIOLATION_KIND__VIOLATION_KIND_NETWORK, "127.0.0.1:10", &resp);
+		CU_ASSERT_PTR_NOT_NULL(v);
+		CU_ASSERT(v &&
+		          strstr(v->violation->detail, "blockers=net.connect_tcp layer=landlock"));
+		CU_ASSERT(v && strcmp(v->profile, "ports") == 0);
+		if (resp)
+			corral__ipc_response__free_unpacked(resp, NULL);
+	}
 	fx_daemon_stop(&d2, SIGTERM);
 }
 
@@ -1205,6 +1592,9 @@ static const struct harness_test tests[] = {
         {"bounding_set_refused", test_bounding_set_refused},
         {"root_refused", test_root_refused},
         {"files", test_files},
+        {"filesystem_violation", test_filesystem_violation},
+        {"filesystem_violation_other_netns", test_filesystem_violation_other_netns},
+        {"filesystem_selftest_fails", test_filesystem_selftest_fails},
         {"workdir_refused", test_workdir_refused},
         {"io_uring_violation", test_io_uring_violation},
         {"violation_rate_limit", test_violation_rate_limit},
@@ -1221,6 +1611,8 @@ static const struct harness_test tests[] = {
         {"memory_limit", test_memory_limit},
         {"egress_unavailable", test_egress_unavailable},
         {"policy_update", test_policy_update},
+        {"audit_switched_off", test_audit_switched_off},
+        {"audit_state_restored", test_audit_state_restored},
         {NULL, NULL},
 };
 

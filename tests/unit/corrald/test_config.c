@@ -40,6 +40,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg.outbox_max_bytes, 50ull << 20);
 	CU_ASSERT_EQUAL(cfg.outbox_max_events, 200000);
 	CU_ASSERT_FALSE(cfg.offline);
+	CU_ASSERT_TRUE(cfg.landlock_audit); /* auto */
 	CU_ASSERT_PTR_NULL(cfg.server_url);
 	cd_config_free(&cfg);
 	cd_config_free(&cfg); /* idempotent on a zeroed struct */
@@ -67,6 +68,7 @@ static void test_parse_all_types(void)
 	                   "worker_user = corral\n"
 	                   "egress_resolver = 192.0.2.53:5353\n"
 	                   "egress_allow_private = 10.0.0.0/8,2001:db8::/32\n"
+	                   "landlock_audit = off\n"
 	                   "trust_root_file = /etc/corral/root.json\n"
 	                   "enroll_token_file = /etc/corral/token"; /* no final newline */
 	int r = parse(&cfg, text, err, sizeof(err));
@@ -88,6 +90,9 @@ static void test_parse_all_types(void)
 	CU_ASSERT_STRING_EQUAL(cfg.worker_user, "corral");
 	CU_ASSERT_STRING_EQUAL(cfg.egress_resolver, "192.0.2.53:5353");
 	CU_ASSERT_STRING_EQUAL(cfg.egress_allow_private, "10.0.0.0/8,2001:db8::/32");
+	CU_ASSERT_FALSE(cfg.landlock_audit);
+	CU_ASSERT_EQUAL(cd_config_set(&cfg, "landlock-audit", "auto", err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(cfg.landlock_audit);
 	/* bad values for the egress keys name the key and why */
 	static const struct {
 		const char *key, *value, *expect;
@@ -100,6 +105,8 @@ static void test_parse_all_types(void)
 	        {"egress_allow_private", "10.0.0.0/33", "not a CIDR"},
 	        {"egress_allow_private", "10.0.0.0/8,,", "empty or overlong"},
 	        {"egress_allow_private", "bogus/8", "not a CIDR"},
+	        {"landlock_audit", "yes", "is not auto or off"},
+	        {"landlock_audit", "AUTO", "is not auto or off"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';

@@ -670,6 +670,49 @@ static void test_spawn_caller_too_many_groups(void)
 	sbx_compiled_free(c);
 }
 
+/* sbx_set_landlock_audit on a Landlock ABI older than 7 (the host's probe with the ABI
+ * lowered to 6): refused at the landlock step before anything runs; the setter's -EINVAL. */
+static void test_spawn_landlock_audit_old_abi(void)
+{
+	struct sbx_features f;
+	struct sbx_compiled *c = NULL;
+	struct sbx_test_profile tp;
+	char err_text[256] = "";
+	CU_ASSERT_EQUAL(sbx_set_landlock_audit(NULL, true), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(sbx_features_probe(&f), 0);
+	if (f.landlock_abi < 6)
+		HARNESS_SKIP("Landlock ABI %d on this host (the test lowers 6+ to 6)",
+		             f.landlock_abi);
+	f.landlock_abi = 6;
+	f.cgroup_v2 = false;
+	f.cgroup_v1_controllers = 0;
+	sbx_test_strict_profile(&tp, NULL);
+	tp.req.landlock_abi = 0;
+	tp.req.seccomp = false;
+	tp.res.memory_max_bytes = 0;
+	tp.res.pids_max = 0;
+	tp.res.cpu_max_percent = 0;
+	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+		HARNESS_SKIP("the strict profile does not compile at ABI 6: %s", err_text);
+	const char *argv[] = {"/bin/true", NULL};
+	struct sbx *s = sbx_new();
+	struct sbx_child *ch = NULL;
+	struct sbx_error err;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(sbx_set_profile(s, c), 0);
+	CU_ASSERT_EQUAL(sbx_set_argv(s, argv), 0);
+	if (geteuid() == 0)
+		CU_ASSERT_EQUAL(sbx_set_ids(s, 65534, 65534, NULL, 0), 0);
+	CU_ASSERT_EQUAL(sbx_set_landlock_audit(s, true), 0);
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(sbx_spawn(s, &ch, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NULL(ch);
+	CU_ASSERT_STRING_EQUAL(err.step, "landlock");
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "ABI 7"));
+	sbx_free(s);
+	sbx_compiled_free(c);
+}
+
 static const struct harness_test tests[] = {
         {"cgroup_create_ok_and_kill", test_cgroup_create_ok_and_kill},
         {"cgroup_create_failures", test_cgroup_create_failures},
@@ -682,6 +725,7 @@ static const struct harness_test tests[] = {
 #endif
         {"spawn_cgroup_refused", test_spawn_cgroup_refused},
         {"spawn_caller_too_many_groups", test_spawn_caller_too_many_groups},
+        {"spawn_landlock_audit_old_abi", test_spawn_landlock_audit_old_abi},
         {NULL, NULL},
 };
 

@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <corral.pb-c.h>
@@ -613,6 +614,9 @@ static _Noreturn void worker_main(int sock, const struct cd_worker_opts *o)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("no_new_privs");
 	/* 5. */
+	/* the time zone is loaded now: Landlock below does not grant /usr/share/zoneinfo, and a
+	 * later first localtime() (curl, OpenSSL) would be denied and logged on every try */
+	tzset();
 	int r = landlock_confine(o->server_port);
 	if (r < 0 && r != -EOPNOTSUPP)
 		die("landlock");

@@ -148,7 +148,11 @@ static void test_kill9_exactly_once(void)
 	CU_ASSERT_FATAL(fx_write(g_devdir, "token", token, strlen(token), tokp, sizeof(tokp)) == 0);
 	snprintf(url, sizeof(url), "https://127.0.0.1:%u", g_srv.port);
 	snprintf(ca, sizeof(ca), "%s/srv/ca.pem", g_dir);
-	const char *args[] = {"--server-url",
+	/* killed -9 on purpose and its data directory removed: it must not enable kernel audit
+	 * (fsaudit's undo lives in that directory) */
+	const char *args[] = {"--landlock-audit",
+	                      "off",
+	                      "--server-url",
 	                      url,
 	                      "--server-ca-file",
 	                      ca,

@@ -1114,7 +1114,10 @@ int cd_fsaudit_new(enum cd_fsaudit_mode mode, int landlock_abi, const char *crea
 	bool adopted = r > 0;
 	if ((r = self_test(a, why, sizeof(why))) < 0) {
 		char undo[256] = "";
-		snprintf(a->status, sizeof(a->status), "%s%s", why, note);
+		/* truncated if need be: it is a human-readable status line */
+		if (snprintf(a->status, sizeof(a->status), "%s%s", why, note) >=
+		    (int)sizeof(a->status))
+			a->status[sizeof(a->status) - 1] = '\0';
 		/* nothing to read: what setup changed goes again at once */
 		if (cd_fsaudit_ctl_restore(a->ctl_fd, &a->changes, undo, sizeof(undo)) < 0)
 			snprintf(a->status + strlen(a->status),

@@ -117,6 +117,8 @@ static int oom(struct compile_ctx *c)
 
 static const char *json_type_name(const json_t *v)
 {
+	if (!v)
+		return "missing";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return "an object";

@@ -416,6 +416,41 @@ static bool covered_by_exec(const struct sbx_compiled *c, const char *path, cons
 	return false;
 }
 
+static int rule_cmp(const void *a, const void *b)
+{
+	const struct sbx_ll_rule *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	if (c)
+		return c;
+	return x->follow_len < y->follow_len ? -1 : x->follow_len > y->follow_len;
+}
+
+/*
+ * One rule per path: the read, write and execute sets often name the same path (/usr to read
+ * and to execute, ${WORKDIR} to read and to write), and each rule costs the child an open, a
+ * stat and a landlock_add_rule. The kernel ORs the rights of rules on the same object anyway,
+ * so merging them changes nothing but the cost. Same path and same follow_len only: a
+ * different follow_len may resolve to another object.
+ */
+static void merge_rules(struct sbx_plan *plan)
+{
+	size_t n = 0;
+
+	if (plan->nrules < 2)
+		return;
+	qsort(plan->rules, plan->nrules, sizeof(*plan->rules), rule_cmp);
+	for (size_t i = 1; i < plan->nrules; i++) {
+		struct sbx_ll_rule *last = &plan->rules[n], *r = &plan->rules[i];
+		if (strcmp(last->path, r->path) == 0 && last->follow_len == r->follow_len) {
+			last->access |= r->access;
+			free(r->path);
+			continue;
+		}
+		plan->rules[++n] = *r;
+	}
+	plan->nrules = n + 1;
+}
+
 int sbx_landlock_plan(struct sbx_plan *plan, const char *home, const char *workdir, const char *tmp,
                       struct sbx_error *err)
 {
@@ -480,6 +515,7 @@ int sbx_landlock_plan(struct sbx_plan *plan, const char *home, const char *workd
 		if (r < 0)
 			goto out;
 	}
+	merge_rules(plan);
 out:
 	free_strv(deny, ndeny);
 	return r;

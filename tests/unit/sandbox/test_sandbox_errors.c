@@ -322,6 +322,48 @@ static int plan_rules(const struct sbx_compiled *c, size_t *ret_n, struct sbx_er
 	return r;
 }
 
+/* The same path in several sets becomes one rule with the union of the rights (the kernel ORs
+ * rules on one object anyway); distinct paths stay distinct. */
+static void test_landlock_plan_merges(void)
+{
+	struct sbx_test_profile tp;
+	struct sbx_features f = {.landlock_abi = 7, .seccomp = true};
+	struct sbx_compiled *c = NULL;
+	char err[256];
+
+	sbx_test_strict_profile(&tp, NULL);
+	tp.fs.n_read = tp.fs.n_write = tp.fs.n_execute = tp.fs.n_deny = 0;
+	tp.read[tp.fs.n_read++] = (char *)"/usr";
+	tp.read[tp.fs.n_read++] = (char *)"/etc";
+	tp.read[tp.fs.n_read++] = (char *)"/usr";
+	tp.exec[tp.fs.n_execute++] = (char *)"/usr";
+	tp.write[tp.fs.n_write++] = (char *)"/etc";
+	tp.res.memory_max_bytes = 0;
+	tp.res.pids_max = 0;
+	tp.req.landlock_abi = 0;
+	CU_ASSERT_EQUAL_FATAL(sbx_compile_profile(&tp.profile, &f, &c, err, sizeof(err)), 0);
+	struct sbx_plan plan;
+	struct sbx_error e;
+	memset(&plan, 0, sizeof(plan));
+	memset(&e, 0, sizeof(e));
+	plan.c = c;
+	CU_ASSERT_EQUAL(sbx_landlock_plan(&plan, "/nonexistent-home", NULL, NULL, &e), 0);
+	CU_ASSERT_EQUAL(plan.nrules, 2);
+	for (size_t i = 0; i < plan.nrules; i++) {
+		const struct sbx_ll_rule *r = &plan.rules[i];
+		if (strcmp(r->path, "/usr") == 0) {
+			CU_ASSERT_EQUAL(r->access, c->ll_read | c->ll_exec);
+		} else if (strcmp(r->path, "/etc") == 0) {
+			CU_ASSERT_EQUAL(r->access, c->ll_read | c->ll_write);
+		} else {
+			CU_FAIL("unexpected rule");
+		}
+		free(r->path);
+	}
+	free(plan.rules);
+	sbx_compiled_free(c);
+}
+
 static void test_landlock_plan_errors(void)
 {
 	char base[1024], path[2048], deny[SBX_PATH_MAX];
@@ -718,6 +760,7 @@ static const struct harness_test tests[] = {
         {"cgroup_create_failures", test_cgroup_create_failures},
         {"cgroup_v1_failure_undoes_v2", test_cgroup_v1_failure_undoes_v2},
         {"ns_write_maps_errors", test_ns_write_maps_errors},
+        {"landlock_plan_merges", test_landlock_plan_merges},
         {"landlock_plan_errors", test_landlock_plan_errors},
         {"spawn_cgroup_join_fails", test_spawn_cgroup_join_fails},
 #if SBX_HAVE_CLONE_VM

@@ -250,7 +250,9 @@ static int insert_row(struct cd_outbox *ob, uint64_t seq, const Corral__Event *e
 	done(st);
 	if (r < 0)
 		return r;
-	if (seq > CD_OUTBOX_RECENT) {
+	/* Trimmed every CD_OUTBOX_RECENT_STEP events, not on each: the delete dirties the page of
+	 * the oldest rows, one more WAL frame per commit (corral run commits two on its path). */
+	if (seq > CD_OUTBOX_RECENT && seq % CD_OUTBOX_RECENT_STEP == 0) {
 		if (!(st = stmt(ob, S_TRIM_RECENT)))
 			return -EIO;
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)(seq - CD_OUTBOX_RECENT));

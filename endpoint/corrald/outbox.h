@@ -30,8 +30,10 @@ struct cd_outbox; /* opaque */
 #define CD_OUTBOX_BATCH_BYTES  ((size_t)1024 * 1024)
 /* One serialized event may not exceed this (violations carry paths, not files). */
 #define CD_OUTBOX_EVENT_MAX ((size_t)64 * 1024)
-/* Rows kept for `corral events` after they were acknowledged. */
-#define CD_OUTBOX_RECENT 200u
+/* Rows kept for `corral events` after they were acknowledged: at least CD_OUTBOX_RECENT, at
+ * most CD_OUTBOX_RECENT + CD_OUTBOX_RECENT_STEP - 1 (trimmed in steps). */
+#define CD_OUTBOX_RECENT      200u
+#define CD_OUTBOX_RECENT_STEP 32u
 
 /* Drop classes, lowest dropped first. */
 enum cd_outbox_class {

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -517,7 +518,51 @@ static void test_lazy_errors(void)
 	sqlite3_close_v2(db);
 }
 
+static int64_t recent_rows(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(db, "SELECT count(*), min(seq) FROM recent", -1, &st, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* The recent list is trimmed in steps: never fewer than CD_OUTBOX_RECENT rows once that many
+ * were written, never more than CD_OUTBOX_RECENT + CD_OUTBOX_RECENT_STEP - 1. */
+static void test_recent_bound(void)
+{
+	fresh();
+	sqlite3 *db = open_db();
+	struct cd_outbox *ob = NULL;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_open(db, 8 << 20, 10000, &ob), 0);
+	uint64_t seq = 0;
+	int64_t lo = INT64_MAX, hi = 0;
+	for (unsigned i = 0; i < CD_OUTBOX_RECENT + 3 * CD_OUTBOX_RECENT_STEP; i++) {
+		CU_ASSERT_EQUAL_FATAL(
+		        append_kind(ob, CORRAL__EVENT_KIND__EVENT_KIND_HEARTBEAT, &seq), 0);
+		int64_t n = recent_rows(db);
+		if (seq >= CD_OUTBOX_RECENT) {
+			lo = n < lo ? n : lo;
+			hi = n > hi ? n : hi;
+		}
+	}
+	CU_ASSERT_EQUAL(lo, CD_OUTBOX_RECENT);
+	CU_ASSERT_EQUAL(hi, CD_OUTBOX_RECENT + CD_OUTBOX_RECENT_STEP - 1);
+	Corral__Event **evs = NULL;
+	size_t n = 0;
+	CU_ASSERT_EQUAL_FATAL(cd_outbox_recent(ob, 3, &evs, &n), 0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(evs[0]->seq, seq);
+	cd_outbox_events_free(evs, n);
+	cd_outbox_free(ob);
+	sqlite3_close_v2(db);
+}
+
 static const struct harness_test outbox_tests[] = {
+        {"recent_bound", test_recent_bound},
         {"seq_and_reopen", test_seq_and_reopen},
         {"batches", test_batches},
         {"drop_order", test_drop_order},

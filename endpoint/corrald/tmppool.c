@@ -167,7 +167,8 @@ int cd_tmppool_claim(const char *path, uid_t uid, gid_t gid)
 		return -errno;
 	if (!S_ISDIR(st.st_mode) || (st.st_mode & 07777) != 0700 || st.st_uid != geteuid())
 		return -EPERM;
-	if (fchown(fd, uid, gid) < 0 || fchmod(fd, 0700) < 0)
+	/* exactly 0700 was checked: no set-id bit for chown to clear, so no chmod after it */
+	if (fchown(fd, uid, gid) < 0)
 		return -errno;
 	return 0;
 }

@@ -475,32 +475,48 @@ static void test_landlock_plan_errors(void)
 /* ---- through sbx_spawn ------------------------------------------------------------------- */
 
 /* The strict profile on this host's probed features, cgroups pointed at `cg_root`. */
+/* The strict profile on features `f` (Landlock and seccomp not required), with or without its
+ * memory/pids/cpu limits; NULL with the reason in err. */
+static struct sbx_compiled *strict_on(const struct sbx_features *f, bool limits, const char *run_as,
+                                      char *err, size_t errlen)
+{
+	struct sbx_test_profile tp;
+	struct sbx_compiled *c = NULL;
+
+	sbx_test_strict_profile(&tp, NULL);
+	tp.req.landlock_abi = 0;
+	tp.req.seccomp = false;
+	tp.deg.landlock_partial = true;
+	if (!limits)
+		tp.res.memory_max_bytes = tp.res.pids_max = tp.res.cpu_max_percent = 0;
+	if (run_as)
+		tp.proc.run_as = (char *)run_as;
+	if (sbx_compile_profile(&tp.profile, f, &c, err, errlen) < 0)
+		return NULL;
+	return c;
+}
+
+/* Points f's v2 hierarchy at `root` with every controller, and no v1. */
+static void v2_at(struct sbx_features *f, const char *root)
+{
+	f->cgroup_v2 = true;
+	f->cgroup_v2_controllers = SBX_CG_MEMORY | SBX_CG_PIDS | SBX_CG_CPU;
+	f->cgroup_v1_controllers = 0;
+	snprintf(f->cgroup_v2_root, sizeof(f->cgroup_v2_root), "%s", root);
+}
+
 static struct sbx_compiled *host_profile(const char *cg_root, const char *run_as, char *err,
                                          size_t errlen)
 {
-	struct sbx_test_profile tp;
 	struct sbx_features f;
-	struct sbx_compiled *c = NULL;
 
 	if (sbx_features_probe(&f) < 0) {
 		snprintf(err, errlen, "feature probe failed");
 		return NULL;
 	}
-	if (cg_root) {
-		f.cgroup_v2 = true;
-		f.cgroup_v2_controllers = SBX_CG_MEMORY | SBX_CG_PIDS | SBX_CG_CPU;
-		f.cgroup_v1_controllers = 0;
-		snprintf(f.cgroup_v2_root, sizeof(f.cgroup_v2_root), "%s", cg_root);
-	}
-	sbx_test_strict_profile(&tp, NULL);
-	tp.req.landlock_abi = 0;
-	tp.req.seccomp = false;
-	tp.deg.landlock_partial = true;
-	if (run_as)
-		tp.proc.run_as = (char *)run_as;
-	if (sbx_compile_profile(&tp.profile, &f, &c, err, errlen) < 0)
-		return NULL;
-	return c;
+	if (cg_root)
+		v2_at(&f, cg_root);
+	return strict_on(&f, true, run_as, err, errlen);
 }
 
 static void test_spawn_cgroup_refused(void)
@@ -553,26 +569,15 @@ static void test_spawn_cgroup_join_fails(void)
 	char root[1024], marker[1200], cmd[1300], leaf[1200], err_text[256] = "";
 	struct sbx_error err;
 	struct sbx_child *ch = NULL;
-	struct sbx_test_profile tp;
 	struct sbx_features f;
 	struct sbx_compiled *c = NULL;
 
 	if (sbx_features_probe(&f) < 0)
 		HARNESS_SKIP("feature probe failed");
 	fake_v2_root(root, sizeof(root), "cg-join");
-	f.cgroup_v2 = true;
+	v2_at(&f, root);
 	f.clone_into_cgroup = false;
-	f.cgroup_v2_controllers = SBX_CG_MEMORY | SBX_CG_PIDS | SBX_CG_CPU;
-	f.cgroup_v1_controllers = 0;
-	snprintf(f.cgroup_v2_root, sizeof(f.cgroup_v2_root), "%s", root);
-	sbx_test_strict_profile(&tp, NULL);
-	tp.req.landlock_abi = 0;
-	tp.req.seccomp = false;
-	tp.deg.landlock_partial = true;
-	tp.res.memory_max_bytes = 0;
-	tp.res.pids_max = 0;
-	tp.res.cpu_max_percent = 0;
-	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+	if (!(c = strict_on(&f, false, NULL, err_text, sizeof(err_text))))
 		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
 	snprintf(marker, sizeof(marker), "%s/ran", root);
 	snprintf(cmd, sizeof(cmd), "echo > %s", marker);
@@ -608,20 +613,13 @@ static void test_spawn_cgroup_join_fails(void)
 static void test_spawn_vm_stack_enomem(void)
 {
 	char err_text[256] = "";
-	struct sbx_test_profile tp;
 	struct sbx_features f;
 	struct sbx_compiled *c = NULL;
 
 	if (sbx_features_probe(&f) < 0)
 		HARNESS_SKIP("feature probe failed");
 	/* no limits: an unprivileged run goes on without its session cgroup */
-	sbx_test_strict_profile(&tp, NULL);
-	tp.req.landlock_abi = 0;
-	tp.req.seccomp = false;
-	tp.deg.landlock_partial = true;
-	tp.res.memory_max_bytes = 0;
-	tp.res.pids_max = 0;
-	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+	if (!(c = strict_on(&f, false, NULL, err_text, sizeof(err_text))))
 		HARNESS_SKIP("the strict profile does not compile on this host: %s", err_text);
 	int pfd[2];
 	CU_ASSERT_EQUAL_FATAL(pipe2(pfd, O_CLOEXEC), 0);
@@ -718,7 +716,6 @@ static void test_spawn_landlock_audit_old_abi(void)
 {
 	struct sbx_features f;
 	struct sbx_compiled *c = NULL;
-	struct sbx_test_profile tp;
 	char err_text[256] = "";
 	CU_ASSERT_EQUAL(sbx_set_landlock_audit(NULL, true), -EINVAL);
 	CU_ASSERT_EQUAL_FATAL(sbx_features_probe(&f), 0);
@@ -728,13 +725,7 @@ static void test_spawn_landlock_audit_old_abi(void)
 	f.landlock_abi = 6;
 	f.cgroup_v2 = false;
 	f.cgroup_v1_controllers = 0;
-	sbx_test_strict_profile(&tp, NULL);
-	tp.req.landlock_abi = 0;
-	tp.req.seccomp = false;
-	tp.res.memory_max_bytes = 0;
-	tp.res.pids_max = 0;
-	tp.res.cpu_max_percent = 0;
-	if (sbx_compile_profile(&tp.profile, &f, &c, err_text, sizeof(err_text)) < 0)
+	if (!(c = strict_on(&f, false, NULL, err_text, sizeof(err_text))))
 		HARNESS_SKIP("the strict profile does not compile at ABI 6: %s", err_text);
 	const char *argv[] = {"/bin/true", NULL};
 	struct sbx *s = sbx_new();

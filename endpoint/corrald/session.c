@@ -6,8 +6,8 @@
  * Start, in this order:
  *   1. the policy and profile: no policy in force refuses (never unconfined); --profile must be
  *      the default or user-selectable;
- *   2. the caller: uid/gid from SO_PEERCRED, supplementary groups from /proc/<pid>/status
- *      (only while that process still has the peer's uid), HOME from the passwd entry;
+ *   2. the caller: uid/gid from SO_PEERCRED, supplementary groups from SO_PEERGROUPS (both
+ *      as they were at connect), HOME from the passwd entry;
  *   3. the compiled profile and its network layer (cached per policy version in enforce.c);
  *   4. the session variables: WORKDIR = the caller's cwd, checked against the caller's
  *      permission bits; TMP = /tmp/corral-<session id>, 0700, owned by the session user;
@@ -56,7 +56,6 @@
 #define TAG_OUT          5u
 #define VIOLATIONS_PER_S 50u /* per session; the rest are counted in `suppressed` */
 #define RM_DEPTH_MAX     64
-#define STATUS_MAX       (64u * 1024u)
 #define ARGV_MAX         4096u
 #define ENV_MAX          4096u
 
@@ -259,31 +258,17 @@ static void on_syscall(const struct sbx_syscall_event *sev, void *userdata)
 /* ---- the caller ------------------------------------------------------------------------- */
 
 /*
- * Supplementary groups of the peer process from /proc/<pid>/status ("Uid:" must still be
- * the peer's uid, else the pid was reused and no supplementary groups are granted).
+ * Supplementary groups the peer had when it connected: SO_PEERGROUPS, the same snapshot as
+ * SO_PEERCRED's uid (no /proc read, no pid reuse to guard against). Returns how many, or
+ * -E2BIG when the caller is in more than `max` (the session would lose some: refused, as the
+ * engine refuses such a caller of its own), or -errno.
  */
-static size_t caller_groups(pid_t pid, uid_t uid, gid_t *groups, size_t max)
+static int caller_groups(int sock, gid_t *groups, size_t max)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, n = 0;
-	if (util_read_file(path, STATUS_MAX, &buf, &len) < 0)
-		return 0;
-	char *u = strstr(buf, "\nUid:"), *g = strstr(buf, "\nGroups:");
-	if (!u || !g || strtoul(u + 5, NULL, 10) != uid)
-		return 0;
-	for (char *p = g + 8; *p && *p != '\n' && n < max;) {
-		char *end;
-		unsigned long v = strtoul(p, &end, 10);
-		if (end == p)
-			break;
-		groups[n++] = (gid_t)v;
-		p = end;
-		while (*p == ' ' || *p == '\t')
-			p++;
-	}
-	return n;
+	socklen_t len = (socklen_t)(max * sizeof(gid_t));
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return errno == ERANGE ? -E2BIG : -errno;
+	return (int)(len / sizeof(gid_t));
 }
 
 /*
@@ -690,7 +675,20 @@ int cd_session_start(const struct cd_session_env *env, int client_sock, uid_t ui
 		goto fail;
 	}
 	gid_t groups[SBX_GROUPS_MAX];
-	size_t ng = caller_groups(pid, uid, groups, SBX_GROUPS_MAX);
+	int ngr = caller_groups(client_sock, groups, SBX_GROUPS_MAX);
+	if (ngr < 0) {
+		step = "credentials";
+		err = -ngr;
+		if (ngr == -E2BIG)
+			snprintf(msg, sizeof(msg),
+			         "the caller is in more than %d supplementary groups",
+			         SBX_GROUPS_MAX);
+		else
+			snprintf(msg, sizeof(msg), "cannot read the caller's groups: %s",
+			         strerror(-ngr));
+		goto fail;
+	}
+	size_t ng = (size_t)ngr;
 	struct passwd pw, *pwr = NULL;
 	char pwbuf[4096];
 	const char *home = NULL;

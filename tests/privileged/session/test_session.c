@@ -181,6 +181,10 @@ static void run_out_free(struct run_out *o)
 	free(o->err);
 }
 
+/* Supplementary groups the CLI runs with (none unless a test sets them). */
+static const gid_t *g_cli_groups;
+static size_t g_cli_ngroups;
+
 /* Starts `corral --socket S run ARGS...` as the test user in WORKDIR; pipes for stdio. */
 static pid_t spawn_cli(const struct fx_daemon *d, const char *const *args, bool as_root,
                        int *ret_out, int *ret_err)
@@ -207,7 +211,8 @@ static pid_t spawn_cli(const struct fx_daemon *d, const char *const *args, bool 
 		dup2(null, 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
-		if (!as_root && (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0))
+		if (!as_root && (setgroups(g_cli_ngroups, g_cli_groups) < 0 || setgid(g_gid) < 0 ||
+		                 setuid(g_uid) < 0))
 			_exit(125);
 		if (chdir(g_work) < 0)
 			_exit(125);
@@ -1352,6 +1357,44 @@ static void test_audit_mode(void)
 		corral__ipc_response__free_unpacked(resp, NULL);
 }
 
+/* The session has the caller's supplementary groups (SO_PEERGROUPS at connect). */
+static void test_caller_groups(void)
+{
+	NEED_READY();
+	const gid_t extra[] = {4242, 4243};
+	g_cli_groups = extra;
+	g_cli_ngroups = 2;
+	struct run_out o = {0};
+	const char *a[] = {"--", "/usr/bin/id", "-G", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 0);
+	g_cli_groups = NULL;
+	g_cli_ngroups = 0;
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.out, " 4242"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.out, " 4243"));
+	if (!strstr(o.out, " 4242"))
+		fprintf(stderr, "id -G: %s / %s\n", o.out, o.err);
+	run_out_free(&o);
+}
+
+/* More supplementary groups than a session can carry: refused, never run with fewer. */
+static void test_caller_too_many_groups(void)
+{
+	NEED_READY();
+	gid_t many[70]; /* the engine carries at most SBX_GROUPS_MAX (64) */
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = (gid_t)(60000 + i);
+	g_cli_groups = many;
+	g_cli_ngroups = ELEMENTSOF(many);
+	struct run_out o = {0};
+	const char *a[] = {"--", g_probe, "exit", "0", NULL};
+	CU_ASSERT_EQUAL(run(&o, a), 126);
+	g_cli_groups = NULL;
+	g_cli_ngroups = 0;
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "credentials"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "supplementary groups"));
+	run_out_free(&o);
+}
+
 /* CapBnd of `pid` from /proc (all ones when unreadable, which no assertion accepts). */
 static unsigned long long cap_bounding(pid_t pid)
 {
@@ -1589,6 +1632,8 @@ static void test_second_run_refused(void)
 static const struct harness_test tests[] = {
         {"no_policy_then_apply", test_no_policy_then_apply},
         {"bounding_set", test_bounding_set},
+        {"caller_groups", test_caller_groups},
+        {"caller_too_many_groups", test_caller_too_many_groups},
         {"bounding_set_refused", test_bounding_set_refused},
         {"root_refused", test_root_refused},
         {"files", test_files},

@@ -13,20 +13,32 @@
  *    rule (installed, already there, refused), enabling refused (the rule is removed again),
  *    restore failures, malformed, oversized and missing replies;
  *  - as root, with CAP_AUDIT_READ or CAP_AUDIT_CONTROL dropped: reporting unavailable with the
- *    reason (nothing is changed in the kernel on these paths).
+ *    reason (nothing is changed in the kernel on these paths);
+ *  - every other error path against the real kernel, in a forked child whose libseccomp filter
+ *    makes exactly one system call fail (socket, setns, clone, landlock_create_ruleset, the
+ *    self-test child's open, send, poll, recv), or whose heap is exhausted under RLIMIT_AS:
+ *    the return value, the status saying why reporting is unavailable, the audit state as it
+ *    was (or undone by the parent where the child could not), no descriptor left open and,
+ *    in the ASan build, no memory leaked (LeakSanitizer run in the child).
  */
 #include "fsaudit.h"
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/netlink.h>
+#include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -746,6 +758,19 @@ static void test_ctl_failures(void)
 
 /* ---- real kernel, capabilities dropped (root only; nothing is changed) -------------------- */
 
+/* Open descriptors of this process (a leak check around a call). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static int drop_cap_and_probe(int cap, const char *expect)
 {
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -756,6 +781,7 @@ static int drop_cap_and_probe(int cap, const char *expect)
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return 3;
 	struct cd_fsaudit *a = NULL;
+	int fds = count_fds();
 	if (cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 7, NULL, NULL, NULL, NULL, &a) < 0)
 		return 4;
 	int r = !cd_fsaudit_available(a) && strstr(cd_fsaudit_status(a), expect) &&
@@ -766,6 +792,9 @@ static int drop_cap_and_probe(int cap, const char *expect)
 	if (r)
 		fprintf(stderr, "status: %s\n", cd_fsaudit_status(a));
 	cd_fsaudit_free(a);
+	/* the refused socket was closed again */
+	if (r == 0 && count_fds() != fds)
+		r = 6;
 	return r;
 }
 
@@ -792,6 +821,551 @@ static void test_unavailable_without_capabilities(void)
 	}
 }
 
+/* ---- error paths driven in a child: seccomp makes one system call fail ------------------- */
+
+/*
+ * What a child reports to the parent through a pipe. The child installs a libseccomp filter
+ * that makes exactly the targeted system call fail with a chosen errno (a real failure of
+ * the real call, nothing mocked), calls into fsaudit and describes the outcome; the filter
+ * and any namespace change die with it.
+ */
+struct probe {
+	int step; /* 0: the child got as far as reporting; else where it stopped */
+	int rc;   /* what the call under test returned */
+	bool ret_untouched;
+	bool available;
+	int fd;
+	char status[384];
+	struct cd_fsaudit_changes changes;
+	int fds_before, fds_after;     /* open descriptors around the call (and the free) */
+	bool netns_own;                /* the thread is back in the namespace it called from */
+	int audit_before, audit_after; /* kernel audit on (1) / off (0) / unknown (-1) */
+	int leaks;                     /* LeakSanitizer's verdict (0 without ASan) */
+	char msg[256];
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FSAUDIT_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FSAUDIT_TEST_ASAN 1
+#endif
+#endif
+#ifdef FSAUDIT_TEST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Leaks so far, in the child (LeakSanitizer needs to clone: not with clone refused). */
+static int leak_check(void)
+{
+#ifdef FSAUDIT_TEST_ASAN
+	return __lsan_do_recoverable_leak_check();
+#else
+	return 0;
+#endif
+}
+
+/* Kernel audit on (1), off (0), or -1 when it cannot be asked. A datagram socket: the
+ * filters below refuse fsaudit's raw ones, not this. */
+static int audit_on(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_AUDIT);
+	bool on = false;
+	int r = fd >= 0 && cd_fsaudit_ctl_status(fd, &on) == 0 ? on : -1;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static ino_t netns_ino(void)
+{
+	struct stat st;
+	return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
+/* One rule of the child's filter: `nr` fails with `err`, when its arguments match. */
+struct deny {
+	int nr;
+	int err;
+	unsigned nargs;
+	struct scmp_arg_cmp args[3];
+};
+
+static int install_denials(const struct deny *d, size_t n)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r = ctx ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((uint32_t)d[i].err), d[i].nr,
+		                           d[i].nargs, d[i].args);
+	if (r == 0)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return r;
+}
+
+/* cd_fsaudit_new (MODE_AUTO, ABI 7) under the filter; fills *p. `unshare_net`: called from a
+ * network namespace of the child's own (so fsaudit moves to the initial one and back). */
+static void probe_new(struct probe *p, const struct deny *d, size_t n, bool unshare_net)
+{
+	struct cd_fsaudit *sentinel = (struct cd_fsaudit *)p, *a = sentinel;
+	p->step = 1;
+	if (unshare_net && unshare(CLONE_NEWNET) < 0)
+		return;
+	ino_t own = netns_ino();
+	p->audit_before = audit_on();
+	p->step = 2;
+	if (install_denials(d, n) < 0)
+		return;
+	p->fds_before = count_fds();
+	p->rc = cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 7, NULL, NULL, NULL, NULL, &a);
+	p->netns_own = netns_ino() == own;
+	p->ret_untouched = a == sentinel;
+	if (p->rc == 0 && a != sentinel) {
+		p->available = cd_fsaudit_available(a);
+		p->fd = cd_fsaudit_fd(a);
+		p->changes = cd_fsaudit_changes(a);
+		snprintf(p->status, sizeof(p->status), "%s", cd_fsaudit_status(a));
+		cd_fsaudit_free(a);
+	}
+	p->fds_after = count_fds();
+	p->audit_after = audit_on();
+	p->step = 0;
+}
+
+typedef void (*probe_fn)(struct probe *p, const void *arg);
+
+/* Runs fn in a forked child; returns its report (step 99: the child died before reporting). */
+static struct probe run_probe(probe_fn fn, const void *arg)
+{
+	struct probe p;
+	int pfd[2];
+	memset(&p, 0, sizeof(p));
+	p.step = 99;
+	CU_ASSERT_FATAL(pipe2(pfd, O_CLOEXEC) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct probe c;
+		close(pfd[0]);
+		memset(&c, 0, sizeof(c));
+		c.audit_before = c.audit_after = -1;
+		fn(&c, arg);
+		_exit(write(pfd[1], &c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &p, sizeof(p)) != (ssize_t)sizeof(p))
+		p.step = 99;
+	close(pfd[0]);
+	int st = 0;
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (p.step != 0 || p.leaks)
+		printf("\n    child stopped at step %d (leaks %d): rc %d, status \"%s\" %s", p.step,
+		       p.leaks, p.rc, p.status, p.msg);
+	return p;
+}
+
+/* Reporting unavailable, cleanly: nothing open, nothing changed, the reason in the status. */
+static void assert_unavailable(const struct probe *p, const char *why)
+{
+	CU_ASSERT_EQUAL(p->step, 0);
+	CU_ASSERT_EQUAL(p->rc, 0);
+	CU_ASSERT_FALSE(p->available);
+	CU_ASSERT_EQUAL(p->fd, -1);
+	CU_ASSERT_FALSE(p->changes.rule_added || p->changes.audit_enabled);
+	if (!strstr(p->status, why))
+		printf("\n    status \"%s\", expected \"%s\"", p->status, why);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->status, why));
+	CU_ASSERT_EQUAL(p->fds_after, p->fds_before);
+	CU_ASSERT_TRUE(p->netns_own);
+	if (harness_is_root())
+		CU_ASSERT(p->audit_before >= 0); /* the comparison below means something */
+	CU_ASSERT_EQUAL(p->audit_after, p->audit_before);
+	CU_ASSERT_EQUAL(p->leaks, 0);
+}
+
+#define SOCK_LOG  (SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK)
+#define SOCK_CTL  (SOCK_RAW | SOCK_CLOEXEC)
+#define ARG(i, v) SCMP_A##i(SCMP_CMP_EQ, (scmp_datum_t)(v))
+
+struct new_case {
+	struct deny d[2];
+	size_t n;
+	bool unshare_net;
+	bool lsan; /* LeakSanitizer can run in the child (clone not refused) */
+};
+
+static void probe_new_case(struct probe *p, const void *arg)
+{
+	const struct new_case *c = arg;
+	probe_new(p, c->d, c->n, c->unshare_net);
+	if (c->lsan && p->step == 0)
+		p->leaks = leak_check();
+}
+
+static bool have_audit_netlink(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* The log group's socket cannot be created (EACCES): unavailable with the reason, before
+ * anything is asked of the kernel. Needs no privilege. */
+static void test_new_log_socket_fails(void)
+{
+	static const struct new_case c = {
+	        {{SCMP_SYS(socket),
+	          EACCES,
+	          3,
+	          {ARG(0, AF_NETLINK), ARG(1, SOCK_LOG), ARG(2, NETLINK_AUDIT)}}},
+	        1,
+	        false,
+	        true};
+	struct probe p = run_probe(probe_new_case, &c);
+	assert_unavailable(&p, "audit netlink socket: Permission denied");
+}
+
+/* The control socket cannot be created (EMFILE) once the log socket is bound: the log socket
+ * is closed again; also from a network namespace of its own, where the thread must be back
+ * in it afterwards. Root: joining the log group needs CAP_AUDIT_READ. */
+static void test_new_ctl_socket_fails(void)
+{
+	if (!harness_is_root())
+		HARNESS_SKIP("needs root (CAP_AUDIT_READ to bind the log socket first)");
+	if (!have_audit_netlink())
+		HARNESS_SKIP("no NETLINK_AUDIT on this kernel");
+	struct new_case c = {{{SCMP_SYS(socket),
+	                       EMFILE,
+	                       3,
+	                       {ARG(0, AF_NETLINK), ARG(1, SOCK_CTL), ARG(2, NETLINK_AUDIT)}}},
+	                     1,
+	                     false,
+	                     true};
+	struct probe p = run_probe(probe_new_case, &c);
+	assert_unavailable(&p, "audit netlink socket: Too many open files");
+	c.unshare_net = true;
+	p = run_probe(probe_new_case, &c);
+	assert_unavailable(&p, "audit netlink socket: Too many open files");
+}
+
+/* setns back to the caller's own network namespace fails (EPERM on exactly that setns: the
+ * descriptor fsaudit saved it in is the lowest free one when it opens it, the initial
+ * namespace's the next): cd_fsaudit_new returns the error (corrald stops), *ret untouched,
+ * both audit sockets closed, nothing allocated left, the audit state not touched. */
+static void probe_setns_back(struct probe *p, const void *arg)
+{
+	(void)arg;
+	p->step = 1;
+	if (unshare(CLONE_NEWNET) < 0)
+		return;
+	int saved = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int target = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (saved < 0 || target < 0)
+		return;
+	close(target);
+	close(saved);
+	struct deny d = {SCMP_SYS(setns), EPERM, 2, {ARG(0, saved), ARG(1, CLONE_NEWNET)}};
+	probe_new(p, &d, 1, false);
+	if (p->step == 0)
+		p->leaks = leak_check();
+}
+
+static void test_new_netns_return_fails(void)
+{
+	if (!harness_is_root())
+		HARNESS_SKIP("needs root (a network namespace of its own, setns)");
+	if (!have_audit_netlink())
+		HARNESS_SKIP("no NETLINK_AUDIT on this kernel");
+	struct probe p = run_probe(probe_setns_back, NULL);
+	CU_ASSERT_EQUAL(p.step, 0);
+	CU_ASSERT_EQUAL(p.rc, -EPERM);
+	CU_ASSERT_TRUE(p.ret_untouched);
+	CU_ASSERT_EQUAL(p.fds_after, p.fds_before);
+	CU_ASSERT_FALSE(p.netns_own); /* left in the initial one: the caller must stop */
+	CU_ASSERT_EQUAL(p.audit_after, p.audit_before);
+	CU_ASSERT_EQUAL(p.leaks, 0);
+}
+
+/* The initial network namespace cannot be entered (every setns refused): the sockets are made
+ * in corrald's own namespace, where no record is multicast, so the self-test times out and
+ * reporting is unavailable, saying both; what setup changed is undone at once. */
+static void test_new_netns_enter_fails(void)
+{
+	if (!harness_is_root())
+		HARNESS_SKIP("needs root (a network namespace of its own, audit control)");
+	if (!have_audit_netlink())
+		HARNESS_SKIP("no NETLINK_AUDIT on this kernel");
+	static const struct new_case c = {
+	        {{SCMP_SYS(setns), EPERM, 1, {ARG(1, CLONE_NEWNET)}}}, 1, true, true};
+	struct probe p = run_probe(probe_new_case, &c);
+	assert_unavailable(&p, "self-test: no Landlock audit record reached corrald within");
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+	        p.status, "not in the initial network namespace and cannot enter it: Operation "
+	                  "not permitted"));
+}
+
+/*
+ * The self-test cannot run (root, the real audit state: set up, then undone at once):
+ *  - fork refused (clone, clone3: EAGAIN): "self-test: fork";
+ *  - the Landlock child fails (landlock_create_ruleset: ENOSYS, inherited by the child);
+ *  - the child's denial never happens (its open of "/" refused: EACCES), so no record comes:
+ *    the self-test times out.
+ * Each time reporting is unavailable with the reason and audit is as it was before.
+ */
+static void test_self_test_failures(void)
+{
+	if (!harness_is_root())
+		HARNESS_SKIP("needs root (audit control, the log group)");
+	if (!have_audit_netlink())
+		HARNESS_SKIP("no NETLINK_AUDIT on this kernel");
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, 1) < 7)
+		HARNESS_SKIP("Landlock ABI < 7: no audit records to test with");
+	static const struct new_case fork_fails = {
+	        {{SCMP_SYS(clone), EAGAIN, 0, {}}, {SCMP_SYS(clone3), EAGAIN, 0, {}}},
+	        2,
+	        false,
+	        false};
+	struct probe p = run_probe(probe_new_case, &fork_fails);
+	assert_unavailable(&p, "self-test: fork: Resource temporarily unavailable");
+
+	static const struct new_case child_fails = {
+	        {{SCMP_SYS(landlock_create_ruleset), ENOSYS, 0, {}}}, 1, false, true};
+	p = run_probe(probe_new_case, &child_fails);
+	assert_unavailable(&p, "self-test: the Landlock child failed (status 256)");
+
+	static const struct new_case no_denial = {
+	        {{SCMP_SYS(openat), EACCES, 1, {ARG(2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)}}},
+	        1,
+	        false,
+	        true};
+	p = run_probe(probe_new_case, &no_denial);
+	assert_unavailable(&p, "self-test: no Landlock audit record reached corrald within");
+}
+
+/*
+ * Undoing fails (root, audit off before: the reader enabled it): the kernel refuses the
+ * requests (send: EPERM under the filter), cd_fsaudit_restore returns the error with the step,
+ * and is done (a second call does nothing); the parent then undoes the changes the child
+ * reported, so the host is left as it was.
+ */
+static void probe_restore_fails(struct probe *p, const void *arg)
+{
+	(void)arg;
+	struct cd_fsaudit *a = NULL;
+	p->step = 1;
+	p->audit_before = audit_on();
+	if (cd_fsaudit_new(CD_FSAUDIT_MODE_AUTO, 7, NULL, NULL, NULL, NULL, &a) < 0)
+		return;
+	p->available = cd_fsaudit_available(a);
+	p->changes = cd_fsaudit_changes(a);
+	snprintf(p->status, sizeof(p->status), "%s", cd_fsaudit_status(a));
+	p->step = 2;
+	if (!p->available || !(p->changes.audit_enabled || p->changes.rule_added)) {
+		cd_fsaudit_free(a);
+		p->step = 0;
+		return;
+	}
+	struct deny d = {SCMP_SYS(sendto), EPERM, 0, {}};
+	p->step = 3;
+	if (install_denials(&d, 1) < 0)
+		return;
+	p->rc = cd_fsaudit_restore(a, p->msg, sizeof(p->msg));
+	p->fd = cd_fsaudit_fd(a);
+	p->ret_untouched = cd_fsaudit_restore(a, NULL, 0) == 0; /* idempotent */
+	cd_fsaudit_free(a);
+	p->step = 0;
+}
+
+static void test_restore_fails(void)
+{
+	if (!harness_is_root())
+		HARNESS_SKIP("needs root (audit control, the log group)");
+	if (!have_audit_netlink())
+		HARNESS_SKIP("no NETLINK_AUDIT on this kernel");
+	struct probe p = run_probe(probe_restore_fails, NULL);
+	CU_ASSERT_EQUAL_FATAL(p.step, 0);
+	if (!p.available)
+		HARNESS_SKIP("reporting is unavailable here: %s", p.status);
+	if (!p.changes.audit_enabled && !p.changes.rule_added)
+		HARNESS_SKIP("audit was on already: the reader changes nothing, nothing to undo");
+	/* it really stayed on (the child could not ask: its sends fail) */
+	CU_ASSERT_EQUAL(audit_on(), 1);
+	/* the host first: undo what the child left */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+	char why[256] = "";
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(cd_fsaudit_ctl_restore(fd, &p.changes, why, sizeof(why)), 0);
+	close(fd);
+	CU_ASSERT_EQUAL(audit_on(), p.audit_before);
+
+	CU_ASSERT_EQUAL(p.rc, -EPERM);
+	CU_ASSERT_STRING_EQUAL(p.msg, "disabling audit (AUDIT_SET): Operation not permitted");
+	CU_ASSERT_EQUAL(p.fd, -1);
+	CU_ASSERT_TRUE(p.ret_untouched);
+}
+
+/* The control exchange's own system calls fail (a fake kernel on a socketpair, no root):
+ * poll (ENOMEM) and recv (ENOMEM, after the fake kernel's reply is there). */
+static void probe_ctl_syscall(struct probe *p, const void *arg)
+{
+	const struct deny *d = arg;
+	static const struct step get[] = {{AUDIT_GET, R_STATUS, 0, 0, 0}};
+	struct cd_fsaudit_changes ch = {false, false};
+	int fd;
+	p->step = 1;
+	pid_t pid = start_fake(get, N(get), &fd);
+	if (install_denials(d, 2) < 0)
+		return;
+	p->rc = cd_fsaudit_ctl_setup(fd, NULL, &ch, p->msg, sizeof(p->msg));
+	p->changes = ch;
+	(void)end_fake(pid, fd);
+	p->step = 0;
+}
+
+static void test_ctl_syscalls_fail(void)
+{
+	static const struct deny poll_fails[2] = {{SCMP_SYS(poll), ENOMEM, 0, {}},
+	                                          {SCMP_SYS(ppoll), ENOMEM, 0, {}}};
+	struct probe p = run_probe(probe_ctl_syscall, poll_fails);
+	CU_ASSERT_EQUAL(p.step, 0);
+	CU_ASSERT_EQUAL(p.rc, -ENOMEM);
+	CU_ASSERT_STRING_EQUAL(p.msg, "audit status (AUDIT_GET): Cannot allocate memory");
+	CU_ASSERT_FALSE(p.changes.rule_added || p.changes.audit_enabled);
+
+	static const struct deny recv_fails[2] = {{SCMP_SYS(recvfrom), ENOMEM, 0, {}},
+	                                          {SCMP_SYS(recvmsg), ENOMEM, 0, {}}};
+	p = run_probe(probe_ctl_syscall, recv_fails);
+	CU_ASSERT_EQUAL(p.step, 0);
+	CU_ASSERT_EQUAL(p.rc, -ENOMEM);
+	CU_ASSERT_STRING_EQUAL(p.msg, "audit status (AUDIT_GET): Cannot allocate memory");
+}
+
+/* ---- out of memory: the child's heap exhausted under RLIMIT_AS ----------------------------- */
+
+#ifndef FSAUDIT_TEST_ASAN
+/* Takes every heap block of at least 16 bytes (nothing can grow past RLIMIT_AS): a list of
+ * blocks, each holding the next. */
+static void *exhaust_heap(void)
+{
+	static const size_t sizes[] = {1u << 16, 1u << 13, 1u << 10, 128, 16};
+	void *list = NULL;
+	for (size_t i = 0; i < N(sizes); i++) {
+		void *b;
+		while ((b = malloc(sizes[i]))) {
+			*(void **)b = list;
+			list = b;
+		}
+	}
+	return list;
+}
+
+static void release_heap(void *list)
+{
+	while (list) {
+		void *next = *(void **)list;
+		free(list);
+		list = next;
+	}
+}
+
+static int g_emitted;
+static int count_emit(void *userdata, Corral__Event *ev)
+{
+	(void)userdata;
+	(void)ev;
+	g_emitted++;
+	return 0;
+}
+
+static void __attribute__((noinline)) touch_stack(void)
+{
+	volatile char buf[256 * 1024];
+	for (size_t i = 0; i < sizeof(buf); i += 4096)
+		buf[i] = 1;
+}
+
+/* The step at which it went wrong, or 0: every allocation refused returns -ENOMEM with
+ * nothing half done, and the reader works as before once memory is back. */
+static void probe_oom(struct probe *p, const void *arg)
+{
+	(void)arg;
+	struct cd_fsaudit *a = NULL, *b = (struct cd_fsaudit *)p;
+	struct cd_fsaudit_session s = {.pid = CAP_PID,
+	                               .session_id = "s-oom",
+	                               .uid = 1000,
+	                               .user = "alice",
+	                               .profile = "strict",
+	                               .policy_version = 3};
+	unsigned long pages = 0;
+	struct rlimit old;
+	p->step = 1;
+	if (cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, CAP_EXE, NULL, count_emit, NULL, &a) < 0)
+		return;
+	FILE *statm = fopen("/proc/self/statm", "re");
+	if (!statm || fscanf(statm, "%lu", &pages) != 1 || getrlimit(RLIMIT_AS, &old) < 0)
+		return;
+	fclose(statm);
+	touch_stack(); /* the stack must not need to grow past the limit */
+	p->step = 2;
+	struct rlimit rl = {.rlim_cur = pages * (unsigned long)getpagesize(),
+	                    .rlim_max = old.rlim_max};
+	if (setrlimit(RLIMIT_AS, &rl) < 0)
+		return;
+	void *heap = exhaust_heap();
+	int r1 = cd_fsaudit_session_add(a, &s);
+	int r2 = cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_DOMAIN, rec_domain, strlen(rec_domain));
+	int r3 = cd_fsaudit_new(CD_FSAUDIT_MODE_OFF, 7, NULL, NULL, NULL, NULL, &b);
+	release_heap(heap);
+	if (setrlimit(RLIMIT_AS, &old) < 0)
+		return;
+	p->step = r1 != -ENOMEM ? 3 : r2 != -ENOMEM ? 4 : r3 != -ENOMEM ? 5 : 0;
+	p->ret_untouched = b == (struct cd_fsaudit *)p;
+	if (p->step)
+		return;
+	/* nothing was registered: the domain is foreign, its access record not reported... */
+	g_emitted = 0;
+	p->step = 6;
+	if (cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_DOMAIN, rec_domain, strlen(rec_domain)) != 1 ||
+	    cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_ACCESS, rec_access, strlen(rec_access)) != 1 ||
+	    g_emitted != 0)
+		return;
+	/* ...and with memory back, a session is registered and its denials are reported */
+	p->step = 7;
+	s.pid = 4321;
+	if (cd_fsaudit_session_add(a, &s) != 0 ||
+	    cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_DOMAIN,
+	                      "audit(1.2:3): domain=ee status=allocated mode=enforcing pid=4321 "
+	                      "uid=0 exe=\"" CAP_EXE "\" comm=\"cap\"",
+	                      strlen("audit(1.2:3): domain=ee status=allocated mode=enforcing "
+	                             "pid=4321 uid=0 exe=\"" CAP_EXE "\" comm=\"cap\"")) != 1 ||
+	    g_emitted != 0)
+		return;
+	static const char acc[] = "audit(1.2:4): domain=ee blockers=fs.read_file path=\"/x\"";
+	if (cd_fsaudit_handle(a, CD_FSAUDIT_TYPE_ACCESS, acc, strlen(acc)) != 1 || g_emitted != 1)
+		return;
+	cd_fsaudit_free(a);
+	p->step = 0;
+}
+
+#endif
+
+static void test_out_of_memory(void)
+{
+#ifdef FSAUDIT_TEST_ASAN
+	HARNESS_SKIP("ASan's allocator maps its heap up front, so RLIMIT_AS cannot exhaust it "
+	             "(the plain build drives these paths)");
+#else
+	struct probe p = run_probe(probe_oom, NULL);
+	CU_ASSERT_EQUAL(p.step, 0);
+	CU_ASSERT_TRUE(p.ret_untouched);
+#endif
+}
+
 static const struct harness_test tests[] = {
         {"parse_real_records", test_parse_real_records},
         {"parse_refusals", test_parse_refusals},
@@ -804,6 +1378,14 @@ static const struct harness_test tests[] = {
         {"ctl_adopt_inherited", test_ctl_adopt_inherited},
         {"ctl_failures", test_ctl_failures},
         {"unavailable_without_capabilities", test_unavailable_without_capabilities},
+        {"new_log_socket_fails", test_new_log_socket_fails},
+        {"new_ctl_socket_fails", test_new_ctl_socket_fails},
+        {"new_netns_return_fails", test_new_netns_return_fails},
+        {"new_netns_enter_fails", test_new_netns_enter_fails},
+        {"self_test_failures", test_self_test_failures},
+        {"restore_fails", test_restore_fails},
+        {"ctl_syscalls_fail", test_ctl_syscalls_fail},
+        {"out_of_memory", test_out_of_memory},
         {NULL, NULL},
 };
 

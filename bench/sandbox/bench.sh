@@ -5,7 +5,9 @@
 # 1. start-up: `corral-sbx-run -- /bin/true` (strict-like profile: Landlock + seccomp notify +
 #    cgroup memory/pids limits) vs bare exec vs `bwrap --ro-bind / / --unshare-all true` vs
 #    `bwrap --ro-bind / / true`, with ratios printed.
-# 2. syscall-heavy work inside vs outside: getppid loop, open/close loop, `find /usr`.
+# 2. syscall-heavy work outside vs under the kernel mechanisms alone (the same Landlock rules and
+#    seccomp filter, corral-sbx-run --mechanisms-only) vs inside a session: getppid loop,
+#    open/close loop, `find /usr`.
 # 3. sbx_launch: sbx_spawn per launch from a resident process (probe + compile done once, as in
 #    corrald) vs fork+exec, wall and CPU time.
 set -euo pipefail
@@ -23,13 +25,17 @@ ids=()
 # The strict-coding-agent shape: system trees read+exec, baseline seccomp with notify, a session
 # cgroup. LIMITS adds memory/pids limits (on hybrid hosts these live on cgroup v1, whose attach
 # costs an RCU grace period per launch; see docs/sandbox.md).
-PROFILE="${ids[*]} --read /usr --read /etc --read /proc --read /dev/null --exec /usr --exec /bin \
+RULES="--read /usr --read /etc --read /proc --read /dev/null --exec /usr --exec /bin \
 --exec /lib --exec /lib64 --exec $(dirname "$WL") --write /dev/null --quiet"
+PROFILE="${ids[*]} $RULES"
 LIMITS="--memory 512M --pids 256"
 SBX="$RUN $PROFILE --"
 # outside runs use the same identity as the sessions
 AS=""
 [ "$(id -u)" -eq 0 ] && AS="setpriv --reuid 65534 --regid 65534 --clear-groups"
+# the kernel mechanisms alone, as that identity: the same Landlock rules and seccomp filter,
+# nothing else (corral-sbx-run --mechanisms-only): what corral adds at run time is inside/mech
+MECH="$AS $RUN --mechanisms-only $RULES --"
 
 # The machine may be shared: commands are interleaved in ROUNDS short rounds (so load drift
 # hits all of them alike) and the medians are taken over all rounds' runs.
@@ -45,15 +51,18 @@ for r in $(seq "$ROUNDS"); do
 		-n bwrap 'bwrap --ro-bind / / true' >/dev/null
 done
 
-echo "== syscall-heavy workloads: inside vs outside ($ROUNDS rounds x 2 runs) =="
+echo "== syscall-heavy workloads: outside vs mechanisms alone vs inside ($ROUNDS rounds x 2 runs) =="
 # find exits 1 on the few root-only directories under /usr, inside and outside alike: -i
 for r in $(seq "$ROUNDS"); do
 	hyperfine -N -i --style basic --warmup 1 --runs 2 --export-json "$OUT/workload-$r.json" \
 		-n getppid-outside "$AS $WL getppid 2000000" \
+		-n getppid-mech "$MECH $WL getppid 2000000" \
 		-n getppid-inside "$SBX $WL getppid 2000000" \
 		-n openclose-outside "$AS $WL openclose 300000 /etc/hostname" \
+		-n openclose-mech "$MECH $WL openclose 300000 /etc/hostname" \
 		-n openclose-inside "$SBX $WL openclose 300000 /etc/hostname" \
 		-n find-outside "$AS /usr/bin/find /usr -name corral-nothing" \
+		-n find-mech "$MECH /usr/bin/find /usr -name corral-nothing" \
 		-n find-inside "$SBX /usr/bin/find /usr -name corral-nothing" >/dev/null
 done
 
@@ -77,10 +86,11 @@ print(f"  corral-limits - bare = {m['corral-limits'] - m['bare']:.3f} ms")
 print(f"  corral / bwrap-unshare-all = {m['corral'] / m['bwrap-unshare-all']:.2f}x (target <= 0.5x)")
 print(f"  corral / bwrap             = {m['corral'] / m['bwrap']:.2f}x")
 w = load(sys.argv[1] + "/workload-*.json")
-print("\nworkload medians (ms)      outside     inside   inside/outside")
+print("\nworkload medians (ms)   outside  mechanisms    inside  inside/outside  inside/mechanisms")
 for name in ("getppid", "openclose", "find"):
-    o, i = w[f"{name}-outside"][0], w[f"{name}-inside"][0]
-    print(f"  {name:22s} {o:9.2f}  {i:9.2f}   {i / o:.2f}x")
+    o, m, i = (w[f"{name}-{k}"][0] for k in ("outside", "mech", "inside"))
+    print(f"  {name:18s} {o:9.2f}  {m:9.2f}  {i:9.2f}   {i / o:10.3f}x  {i / m:12.3f}x")
+print("  (target: inside within 2 % of the mechanisms alone, i.e. inside/mechanisms <= 1.02x)")
 PY
 echo
 echo "== per-launch cost from a resident process (the corrald case) =="

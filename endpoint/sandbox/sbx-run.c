@@ -17,10 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "sbx.h"
+#include "sbx_internal.h"
 #include "util.h"
 #ifdef CORRAL_HAVE_POLICY
 #include "policy.h"
@@ -62,7 +70,82 @@ static void usage(void)
 	        "  --tcp-connect PORT --tcp-bind PORT              Landlock TCP port rules\n"
 	        "  --policy FILE --profile NAME                     profile from a policy file\n"
 	        "  --layers   print enforced layers   --stats   print exit statistics\n"
-	        "  --quiet    do not print violations\n");
+	        "  --quiet    do not print violations\n"
+	        "  --mechanisms-only  apply only the profile's Landlock rules and seccomp filter\n"
+	        "                     (errno for denials) to COMMAND as the caller: no cgroup,\n"
+	        "                     namespaces, identity change or supervisor (the baseline\n"
+	        "                     of bench/sandbox's runtime-overhead comparison)\n");
+}
+
+/*
+ * --mechanisms-only: the kernel mechanisms alone, to measure what corral adds at run time on
+ * top of them. The same rule planner and the same compiled filter as a session; a child
+ * applies them (no_new_privs, Landlock, seccomp without a listener) and execs COMMAND; its
+ * failures come back over a CLOEXEC pipe like sbx_spawn's. Returns the exit code.
+ */
+static int run_mechanisms_only(const struct sbx_compiled *c, const char *home, const char *workdir,
+                               const char *tmp, char *const *argv)
+{
+	struct sbx_plan plan;
+	struct sbx_error e;
+	int pfd[2];
+
+	memset(&plan, 0, sizeof(plan));
+	memset(&e, 0, sizeof(e));
+	plan.c = c;
+	plan.sync_fd = plan.notify_sock = -1;
+	for (size_t i = 0; i < ELEMENTSOF(plan.cg_join_fd); i++)
+		plan.cg_join_fd[i] = -1;
+	int r = sbx_landlock_plan(&plan, home, workdir, tmp, &e);
+	if (r < 0) {
+		log_err("planning Landlock rules: %s: %s", e.message, strerror(-r));
+		return 125;
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_err("pipe: %s", strerror(errno));
+		return 125;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		return 125;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		plan.err_fd = pfd[1];
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			sbx_child_fail(&plan, "no_new_privs", errno, NULL);
+		sbx_landlock_apply(&plan);
+		if (c->bpf) {
+			struct sock_fprog prog = {.len = (unsigned short)c->bpf_len,
+			                          .filter = c->bpf};
+			if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+				sbx_child_fail(&plan, "seccomp", errno, "load filter");
+		}
+		execvp(argv[0], argv);
+		sbx_child_fail(&plan, "exec", errno, argv[0]);
+	}
+	close(pfd[1]);
+	struct sbx_child_report rep;
+	ssize_t n;
+	do
+		n = read(pfd[0], &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(rep)) {
+		rep.step[sizeof(rep.step) - 1] = rep.detail[sizeof(rep.detail) - 1] = '\0';
+		log_err("mechanisms-only setup failed at step %s: %s%s%s", rep.step,
+		        strerror(rep.error), rep.detail[0] ? ": " : "", rep.detail);
+		return 125;
+	}
+	for (size_t i = 0; i < plan.nrules; i++)
+		free(plan.rules[i].path);
+	free(plan.rules);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static bool quiet;
@@ -113,6 +196,7 @@ int main(int argc, char **argv)
 	        {"layers", no_argument, NULL, 'l'},
 	        {"stats", no_argument, NULL, 'S'},
 	        {"quiet", no_argument, NULL, 'q'},
+	        {"mechanisms-only", no_argument, NULL, 'M'},
 	        {"help", no_argument, NULL, 'h'},
 	        {0},
 	};
@@ -128,7 +212,7 @@ int main(int argc, char **argv)
 	const char *home = getenv("HOME"), *workdir = NULL, *tmp = NULL;
 	const char *policy_file = NULL, *profile_name = NULL;
 	char cwd[PATH_MAX];
-	bool show_layers = false, show_stats = false, set_ids = false;
+	bool show_layers = false, show_stats = false, set_ids = false, mech_only = false;
 	uint16_t tcp_c[64], tcp_b[64];
 	size_t ntcp_c = 0, ntcp_b = 0;
 	bool tcp = false;
@@ -252,6 +336,9 @@ int main(int argc, char **argv)
 		case 'S':
 			show_stats = true;
 			break;
+		case 'M':
+			mech_only = true;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -330,6 +417,16 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		log_err("refusing to run: %s", err);
 		return 125;
+	}
+	if (mech_only) {
+		if (set_ids || prof.process->isolation != CORRAL__ISOLATION__ISOLATION_PROCESS ||
+		    tcp) {
+			log_err("--mechanisms-only runs as the caller, in the process tier, "
+			        "without "
+			        "--uid/--gid, --namespace or TCP port rules");
+			return 125;
+		}
+		return run_mechanisms_only(compiled, home, workdir, tmp, argv + optind);
 	}
 	struct sbx *s = sbx_new();
 	if (!s)

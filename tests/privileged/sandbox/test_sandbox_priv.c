@@ -7,6 +7,7 @@
  * tier, failing steps reported by name, the session kill, the environment allowlist and
  * Landlock TCP port rules.
  */
+#include <grp.h>
 #include <netinet/in.h>
 #include <pty.h>
 #include <signal.h>
@@ -783,7 +784,91 @@ static void test_nested_session(void)
 	sbx_compiled_free(c);
 }
 
+/* Runs corral-sbx-run ARGS as the test user; output (stdout+stderr) in out, exit code back. */
+static int run_runner_as_user(const char *const *args, char *out, size_t outlen)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid(SBX_TEST_GID, SBX_TEST_GID, SBX_TEST_GID) < 0 ||
+		    setresuid(SBX_TEST_UID, SBX_TEST_UID, SBX_TEST_UID) < 0 || chdir(dirs.work) < 0)
+			_exit(124);
+		execv(args[0], (char *const *)args);
+		_exit(124);
+	}
+	close(pfd[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len + 1 < outlen && (n = read(pfd[0], out + len, outlen - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(pfd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * corral-sbx-run --mechanisms-only, the baseline of the runtime-overhead benchmark: the
+ * profile's Landlock rules and seccomp filter hold on their own (a denied read, a baseline
+ * syscall), an allowed read works, and what it cannot apply (another identity) is refused.
+ */
+static void test_mechanisms_only(void)
+{
+	char rel[700], runner[PATH_MAX], out[4096];
+	REQUIRE_READY();
+	snprintf(rel, sizeof(rel), "%s/bin/corral-sbx-run", harness_binary_dir());
+	if (!realpath(rel, runner) || access(runner, X_OK) < 0) /* the child changes directory */
+		HARNESS_SKIP("corral-sbx-run not built");
+	char allowed[300];
+	snprintf(allowed, sizeof(allowed), "%s/existing.txt", dirs.work);
+	const char *ok[] = {runner,   "--mechanisms-only",
+	                    "--read", "/usr",
+	                    "--read", dirs.work,
+	                    "--exec", "/usr",
+	                    "--exec", "/lib",
+	                    "--exec", "/lib64",
+	                    "--exec", dirs.bin,
+	                    "--",     probe,
+	                    "read",   allowed,
+	                    NULL};
+	int rc = run_runner_as_user(ok, out, sizeof(out));
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "OK"));
+	if (rc != 0)
+		printf("\n    mechanisms-only: exit %d: %s", rc, out);
+	const char *denied[] = {runner,   "--mechanisms-only",
+	                        "--read", "/usr",
+	                        "--exec", "/usr",
+	                        "--exec", "/lib",
+	                        "--exec", "/lib64",
+	                        "--exec", dirs.bin,
+	                        "--",     probe,
+	                        "read",   dirs.secret,
+	                        NULL};
+	CU_ASSERT_EQUAL(run_runner_as_user(denied, out, sizeof(out)), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "EACCES"));
+	const char *sys[] = {runner, "--mechanisms-only", "--read", "/", "--exec", "/", "--",
+	                     probe,  "unshare",           NULL};
+	CU_ASSERT_EQUAL(run_runner_as_user(sys, out, sizeof(out)), 1);
+	CU_ASSERT_PTR_NULL(strstr(out, "OK"));
+	const char *ids[] = {runner, "--mechanisms-only", "--uid", "0", "--", "/bin/true", NULL};
+	CU_ASSERT_EQUAL(run_runner_as_user(ids, out, sizeof(out)), 125);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "runs as the caller"));
+	const char *missing[] = {runner, "--mechanisms-only", "--read", "/", "--exec", "/",
+	                         "--",   "/nonexistent/x",    NULL};
+	CU_ASSERT_EQUAL(run_runner_as_user(missing, out, sizeof(out)), 125);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "step exec"));
+}
+
 static const struct harness_test tests[] = {
+        {"mechanisms_only", test_mechanisms_only},
         {"filesystem", test_filesystem},
         {"carve_out", test_carve_out},
         {"seccomp_notify", test_seccomp_notify},

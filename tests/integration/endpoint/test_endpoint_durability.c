@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define DEVICE_KILLS 100
-#define SERVER_KILLS 30
+#define SERVER_KILLS 100 /* "the same" as the device kills (issue 5) */
 
 static char *g_dir;
 static struct fx_server g_srv;

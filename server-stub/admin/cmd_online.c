@@ -506,23 +506,38 @@ static int cmd_trust_publish(int argc, char **argv)
 	return upload_envelope(&a, a.pos[0], "trust", "published trust root");
 }
 
-static int cmd_policy_history(int argc, char **argv)
+/*
+ * The front of the per-group read commands: `--group G [--json]`, then GET groups/G/SUB.
+ * Returns -1 with *ret (the parsed body) and *ret_group set, else the exit code to return.
+ */
+static int group_get(int argc, char **argv, const char *cmd, const char *sub, struct args *a,
+                     const char **ret_group, json_t **ret)
 {
-	struct args a;
-	int r = parse_args(argc, argv, &a, "--group G [--json]");
+	int r = parse_args(argc, argv, a, "--group G [--json]");
 	if (r)
 		return r > 0 ? 0 : 2;
-	const char *group = opt(&a, "group");
+	const char *group = opt(a, "group");
 	if (!group) {
-		fprintf(stderr, "usage: corral-admin policy history --group G [--json]\n");
+		fprintf(stderr, "usage: corral-admin %s --group G [--json]\n", cmd);
 		return 2;
 	}
 	_cleanup_free_ char *path = NULL, *g = esc(group);
-	if (!g || asprintf(&path, "groups/%s/policy", g) < 0)
+	if (!g || asprintf(&path, "groups/%s/%s", g, sub) < 0)
 		return 1;
+	if (call_json(a, "GET", path, NULL, ret) < 0)
+		return 1;
+	*ret_group = group;
+	return -1;
+}
+
+static int cmd_policy_history(int argc, char **argv)
+{
+	struct args a;
+	const char *group;
 	json_t *j = NULL;
-	if (call_json(&a, "GET", path, NULL, &j) < 0)
-		return 1;
+	int r = group_get(argc, argv, "policy history", "policy", &a, &group, &j);
+	if (r >= 0)
+		return r;
 	if (a.json)
 		print_json(j);
 	else {
@@ -545,20 +560,11 @@ static int cmd_policy_history(int argc, char **argv)
 static int cmd_rollout_status(int argc, char **argv)
 {
 	struct args a;
-	int r = parse_args(argc, argv, &a, "--group G [--json]");
-	if (r)
-		return r > 0 ? 0 : 2;
-	const char *group = opt(&a, "group");
-	if (!group) {
-		fprintf(stderr, "usage: corral-admin rollout status --group G [--json]\n");
-		return 2;
-	}
-	_cleanup_free_ char *path = NULL, *g = esc(group);
-	if (!g || asprintf(&path, "groups/%s/rollout", g) < 0)
-		return 1;
+	const char *group;
 	json_t *j = NULL;
-	if (call_json(&a, "GET", path, NULL, &j) < 0)
-		return 1;
+	int r = group_get(argc, argv, "rollout status", "rollout", &a, &group, &j);
+	if (r >= 0)
+		return r;
 	if (a.json)
 		print_json(j);
 	else {

@@ -341,6 +341,51 @@ static int compile_path_list(struct compile_ctx *c, json_t *obj, const char *key
 	return 0;
 }
 
+/* Checks one element of a string list; returns 0 or fail()'s -EINVAL with the reason. */
+typedef int (*str_check_fn)(struct compile_ctx *c, const char *s, size_t len, const void *data);
+
+/*
+ * A list of at most `max` strings at obj.key: each element must be a string (`what` names it
+ * in the type error, e.g. "a system call name"), pass `check`, and with `unique` appear once.
+ * Copies go to *dst / *n_dst (left as they are for a missing or empty list).
+ */
+static int compile_string_list(struct compile_ctx *c, json_t *obj, const char *key, size_t max,
+                               const char *what, bool unique, str_check_fn check, const void *data,
+                               size_t *n_dst, char ***dst)
+{
+	json_t *arr;
+	int r = get_array(c, obj, key, max, &arr);
+	if (r < 0 || !arr || json_array_size(arr) == 0)
+		return r;
+	size_t saved = ctx_push(c, key);
+	size_t n = json_array_size(arr);
+	*dst = calloc(n, sizeof(char *));
+	if (!*dst)
+		return oom(c);
+	*n_dst = n;
+	size_t i;
+	json_t *v;
+	json_array_foreach (arr, i, v) {
+		size_t s2 = ctx_push_index(c, i);
+		if (!json_is_string(v))
+			return fail(c, "must be %s, not %s", what, json_type_name(v));
+		const char *s = NULL;
+		size_t len = 0;
+		if ((r = string_value(c, v, &s, &len)) < 0 || (r = check(c, s, len, data)) < 0)
+			return r;
+		if (unique)
+			for (size_t k = 0; k < i; k++)
+				if (strcmp((*dst)[k], s) == 0)
+					return fail(c, "\"%s\" is listed twice", s);
+		(*dst)[i] = strdup(s);
+		if (!(*dst)[i])
+			return oom(c);
+		ctx_pop(c, s2);
+	}
+	ctx_pop(c, saved);
+	return 0;
+}
+
 static int compile_filesystem(struct compile_ctx *c, json_t *obj, Corral__FilesystemRules *fs)
 {
 	static const char *const fields[] = {"read", "write", "execute", "deny", NULL};
@@ -528,6 +573,20 @@ static int compile_network(struct compile_ctx *c, json_t *obj, Corral__NetworkRu
 
 /* ---- syscalls ------------------------------------------------------------------------------ */
 
+static int check_syscall_name(struct compile_ctx *c, const char *s, size_t len, const void *data)
+{
+	char q[64];
+	(void)data;
+	/* Resolve only plain names: libseccomp also accepts numbers and pseudo-syscall
+	 * spellings that would mean something else. */
+	if (len == 0 || len > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != len ||
+	    (s[0] >= '0' && s[0] <= '9') ||
+	    seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, s) < 0)
+		return fail(c, "\"%s\" is not an x86_64 system call",
+		            policy_quote(s, len, q, sizeof(q)));
+	return 0;
+}
+
 static int compile_syscalls(struct compile_ctx *c, json_t *obj, Corral__SyscallRules *sc)
 {
 	static const char *const fields[] = {"baseline", "deny", "action", NULL};
@@ -540,46 +599,9 @@ static int compile_syscalls(struct compile_ctx *c, json_t *obj, Corral__SyscallR
 		return r;
 	sc->baseline_disabled = !baseline;
 
-	json_t *arr;
-	if ((r = get_array(c, obj, "deny", 512, &arr)) < 0)
+	if ((r = compile_string_list(c, obj, "deny", 512, "a system call name", true,
+	                             check_syscall_name, NULL, &sc->n_deny, &sc->deny)) < 0)
 		return r;
-	if (arr && json_array_size(arr) > 0) {
-		size_t saved = ctx_push(c, "deny");
-		size_t n = json_array_size(arr);
-		sc->deny = calloc(n, sizeof(char *));
-		if (!sc->deny)
-			return oom(c);
-		sc->n_deny = n;
-		size_t i;
-		json_t *v;
-		json_array_foreach (arr, i, v) {
-			size_t s2 = ctx_push_index(c, i);
-			if (!json_is_string(v))
-				return fail(c, "must be a system call name, not %s",
-				            json_type_name(v));
-			const char *s = NULL;
-			size_t len = 0;
-			if ((r = string_value(c, v, &s, &len)) < 0)
-				return r;
-			char q[64];
-			/* Resolve only plain names: libseccomp also accepts numbers and
-			 * pseudo-syscall spellings that would mean something else. */
-			if (len == 0 || len > 64 ||
-			    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != len ||
-			    (s[0] >= '0' && s[0] <= '9') ||
-			    seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, s) < 0)
-				return fail(c, "\"%s\" is not an x86_64 system call",
-				            policy_quote(s, len, q, sizeof(q)));
-			for (size_t k = 0; k < i; k++)
-				if (strcmp(sc->deny[k], s) == 0)
-					return fail(c, "\"%s\" is listed twice", s);
-			sc->deny[i] = strdup(s);
-			if (!sc->deny[i])
-				return oom(c);
-			ctx_pop(c, s2);
-		}
-		ctx_pop(c, saved);
-	}
 	int action = CORRAL__SYSCALL_ACTION__SYSCALL_ACTION_ERRNO;
 	if ((r = get_enum(c, obj, "action", actions, ELEMENTSOF(actions), &action)) < 0)
 		return r;
@@ -700,6 +722,16 @@ static bool env_pattern_ok(const char *s, size_t len)
 	return true;
 }
 
+static int check_env_pattern(struct compile_ctx *c, const char *s, size_t len, const void *data)
+{
+	char q[64];
+	(void)data;
+	if (!env_pattern_ok(s, len))
+		return fail(c, "\"%s\" is not a variable name or \"PREFIX_*\" pattern",
+		            policy_quote(s, len, q, sizeof(q)));
+	return 0;
+}
+
 static int compile_process(struct compile_ctx *c, json_t *obj, Corral__ProcessRules *pr)
 {
 	static const char *const fields[] = {"run_as", "isolation", "env_allow", "allow_root",
@@ -734,41 +766,23 @@ static int compile_process(struct compile_ctx *c, json_t *obj, Corral__ProcessRu
 		return r;
 	pr->isolation = (Corral__Isolation)iso;
 
-	json_t *arr;
-	if ((r = get_array(c, obj, "env_allow", 256, &arr)) < 0)
+	if ((r = compile_string_list(c, obj, "env_allow", 256, "a variable name", false,
+	                             check_env_pattern, NULL, &pr->n_env_allow, &pr->env_allow)) <
+	    0)
 		return r;
-	if (arr && json_array_size(arr) > 0) {
-		size_t saved = ctx_push(c, "env_allow");
-		size_t n = json_array_size(arr);
-		pr->env_allow = calloc(n, sizeof(char *));
-		if (!pr->env_allow)
-			return oom(c);
-		pr->n_env_allow = n;
-		size_t i;
-		json_array_foreach (arr, i, v) {
-			size_t s2 = ctx_push_index(c, i);
-			if (!json_is_string(v))
-				return fail(c, "must be a variable name, not %s",
-				            json_type_name(v));
-			const char *s = NULL;
-			size_t len = 0;
-			if ((r = string_value(c, v, &s, &len)) < 0)
-				return r;
-			if (!env_pattern_ok(s, len))
-				return fail(c,
-				            "\"%s\" is not a variable name or \"PREFIX_*\" pattern",
-				            policy_quote(s, len, q, sizeof(q)));
-			pr->env_allow[i] = strdup(s);
-			if (!pr->env_allow[i])
-				return oom(c);
-			ctx_pop(c, s2);
-		}
-		ctx_pop(c, saved);
-	}
 	return get_bool(c, obj, "allow_root", &pr->allow_root);
 }
 
 /* ---- requires, degrade --------------------------------------------------------------------- */
+
+static int check_controller(struct compile_ctx *c, const char *s, size_t len, const void *data)
+{
+	(void)len;
+	(void)data;
+	if (strcmp(s, "memory") != 0 && strcmp(s, "pids") != 0 && strcmp(s, "cpu") != 0)
+		return fail(c, "must be \"memory\", \"pids\" or \"cpu\"");
+	return 0;
+}
 
 static int compile_requires(struct compile_ctx *c, json_t *obj, Corral__Requirements *req)
 {
@@ -791,37 +805,11 @@ static int compile_requires(struct compile_ctx *c, json_t *obj, Corral__Requirem
 	}
 	if ((r = get_bool(c, obj, "seccomp", &req->seccomp)) < 0)
 		return r;
-	json_t *arr;
-	if ((r = get_array(c, obj, "cgroup_controllers", ELEMENTSOF(controllers), &arr)) < 0)
+	if ((r = compile_string_list(c, obj, "cgroup_controllers", ELEMENTSOF(controllers),
+	                             "\"memory\", \"pids\" or \"cpu\"", true, check_controller,
+	                             NULL, &req->n_cgroup_controllers, &req->cgroup_controllers)) <
+	    0)
 		return r;
-	if (arr && json_array_size(arr) > 0) {
-		size_t saved = ctx_push(c, "cgroup_controllers");
-		size_t n = json_array_size(arr);
-		req->cgroup_controllers = calloc(n, sizeof(char *));
-		if (!req->cgroup_controllers)
-			return oom(c);
-		req->n_cgroup_controllers = n;
-		size_t i;
-		json_array_foreach (arr, i, v) {
-			size_t s2 = ctx_push_index(c, i);
-			const char *s = json_string_value(v);
-			bool known = false;
-			for (size_t k = 0; s && k < ELEMENTSOF(controllers); k++)
-				if (strcmp(s, controllers[k]) == 0 &&
-				    strlen(s) == json_string_length(v))
-					known = true;
-			if (!known)
-				return fail(c, "must be \"memory\", \"pids\" or \"cpu\"");
-			for (size_t k = 0; k < i; k++)
-				if (strcmp(req->cgroup_controllers[k], s) == 0)
-					return fail(c, "\"%s\" is listed twice", s);
-			req->cgroup_controllers[i] = strdup(s);
-			if (!req->cgroup_controllers[i])
-				return oom(c);
-			ctx_pop(c, s2);
-		}
-		ctx_pop(c, saved);
-	}
 	if ((r = get_bool(c, obj, "bpf_network", &req->bpf_network)) < 0)
 		return r;
 	return get_bool(c, obj, "user_namespaces", &req->user_namespaces);
@@ -965,6 +953,15 @@ static int compile_profiles(struct compile_ctx *c, json_t *obj, Corral__Policy *
 	return 0;
 }
 
+static int check_profile_name(struct compile_ctx *c, const char *s, size_t len, const void *data)
+{
+	char q[64];
+	if (!policy_find_profile(data, s))
+		return fail(c, "\"%s\" is not a profile of this policy",
+		            policy_quote(s, len, q, sizeof(q)));
+	return 0;
+}
+
 static int compile_root(struct compile_ctx *c, json_t *root, Corral__Policy *pol)
 {
 	static const char *const fields[] = {
@@ -1012,37 +1009,10 @@ static int compile_root(struct compile_ctx *c, json_t *root, Corral__Policy *pol
 		return oom(c);
 	ctx_pop(c, saved);
 
-	if ((r = get_array(c, root, "user_selectable", PROFILES_MAX, &v)) < 0)
+	if ((r = compile_string_list(c, root, "user_selectable", PROFILES_MAX, "a profile name",
+	                             true, check_profile_name, pol, &pol->n_user_selectable,
+	                             &pol->user_selectable)) < 0)
 		return r;
-	if (v && json_array_size(v) > 0) {
-		saved = ctx_push(c, "user_selectable");
-		size_t n = json_array_size(v);
-		pol->user_selectable = calloc(n, sizeof(char *));
-		if (!pol->user_selectable)
-			return oom(c);
-		pol->n_user_selectable = n;
-		size_t i;
-		json_t *item;
-		json_array_foreach (v, i, item) {
-			size_t s2 = ctx_push_index(c, i);
-			if (!json_is_string(item))
-				return fail(c, "must be a profile name, not %s",
-				            json_type_name(item));
-			const char *s = json_string_value(item);
-			if (!policy_find_profile(pol, s) || strlen(s) != json_string_length(item))
-				return fail(
-				        c, "\"%s\" is not a profile of this policy",
-				        policy_quote(s, json_string_length(item), q, sizeof(q)));
-			for (size_t k = 0; k < i; k++)
-				if (strcmp(pol->user_selectable[k], s) == 0)
-					return fail(c, "\"%s\" is listed twice", s);
-			pol->user_selectable[i] = strdup(s);
-			if (!pol->user_selectable[i])
-				return oom(c);
-			ctx_pop(c, s2);
-		}
-		ctx_pop(c, saved);
-	}
 	return 0;
 }
 

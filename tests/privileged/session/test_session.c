@@ -964,16 +964,26 @@ static void test_sigterm_forwarded(void)
 	run_out_free(&o);
 }
 
-static void test_pty(void)
+/*
+ * Starts `corral --socket S run -- CMD...` as the test user on a new pty of rows x cols (its
+ * controlling terminal); the master side in *ret_master. PS1 is set when `ps1` is given.
+ */
+static pid_t spawn_cli_pty(unsigned short rows, unsigned short cols, const char *ps1,
+                           const char *const *cmd, int *ret_master)
 {
-	NEED_READY();
 	int master, slave;
-	struct winsize ws = {.ws_row = 33, .ws_col = 111};
-	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
-	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
+	struct winsize ws = {.ws_row = rows, .ws_col = cols};
 	char rel[700], bin[PATH_MAX];
+	const char *argv[16] = {bin, "--socket", g_d.sock, "run", "--"};
+	size_t n = 5;
+	for (size_t i = 0; cmd[i] && n < ELEMENTSOF(argv) - 1; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
 	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
-	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
+	if (!realpath(rel, bin) || openpty(&master, &slave, NULL, NULL, &ws) < 0)
+		return -1;
+	if (fchown(slave, g_uid, g_gid) < 0)
+		return -1;
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(master);
@@ -985,10 +995,23 @@ static void test_pty(void)
 		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
 		    chdir(g_work) < 0)
 			_exit(125);
-		execl(bin, bin, "--socket", g_d.sock, "run", "--", g_probe, "tty", (char *)NULL);
+		if (ps1)
+			setenv("PS1", ps1, 1);
+		execv(bin, (char *const *)argv);
 		_exit(125);
 	}
 	close(slave);
+	*ret_master = master;
+	return pid;
+}
+
+static void test_pty(void)
+{
+	NEED_READY();
+	int master = -1;
+	const char *cmd[] = {g_probe, "tty", NULL};
+	pid_t pid = spawn_cli_pty(33, 111, NULL, cmd, &master);
+	CU_ASSERT_FATAL(pid > 0);
 	char out[4096];
 	size_t len = 0;
 	for (;;) {
@@ -1042,28 +1065,10 @@ static bool read_until(int master, char *out, size_t cap, size_t *len, const cha
 static void test_pty_winch_and_interrupt(void)
 {
 	NEED_READY();
-	int master, slave;
-	struct winsize ws = {.ws_row = 24, .ws_col = 80};
-	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
-	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
-	char rel[700], bin[PATH_MAX];
-	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
-	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(master);
-		setsid();
-		ioctl(slave, TIOCSCTTY, 0);
-		dup2(slave, 0);
-		dup2(slave, 1);
-		dup2(slave, 2);
-		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
-		    chdir(g_work) < 0)
-			_exit(125);
-		execl(bin, bin, "--socket", g_d.sock, "run", "--", g_probe, "winch", (char *)NULL);
-		_exit(125);
-	}
-	close(slave);
+	int master = -1;
+	const char *cmd[] = {g_probe, "winch", NULL};
+	pid_t pid = spawn_cli_pty(24, 80, NULL, cmd, &master);
+	CU_ASSERT_FATAL(pid > 0);
 	char out[8192] = "";
 	size_t len = 0;
 	CU_ASSERT(read_until(master, out, sizeof(out), &len, "size=24 80 ready"));
@@ -1088,29 +1093,10 @@ static void test_pty_winch_and_interrupt(void)
 static void test_pty_shell(void)
 {
 	NEED_READY();
-	int master, slave;
-	struct winsize ws = {.ws_row = 24, .ws_col = 80};
-	CU_ASSERT_FATAL(openpty(&master, &slave, NULL, NULL, &ws) == 0);
-	CU_ASSERT(fchown(slave, g_uid, g_gid) == 0);
-	char rel[700], bin[PATH_MAX];
-	snprintf(rel, sizeof(rel), "%s/bin/corral", harness_binary_dir());
-	CU_ASSERT_FATAL(realpath(rel, bin) != NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(master);
-		setsid();
-		ioctl(slave, TIOCSCTTY, 0);
-		dup2(slave, 0);
-		dup2(slave, 1);
-		dup2(slave, 2);
-		if (setgroups(0, NULL) < 0 || setgid(g_gid) < 0 || setuid(g_uid) < 0 ||
-		    chdir(g_work) < 0)
-			_exit(125);
-		setenv("PS1", "corral$ ", 1);
-		execl(bin, bin, "--socket", g_d.sock, "run", "--", "/bin/sh", "-i", (char *)NULL);
-		_exit(125);
-	}
-	close(slave);
+	int master = -1;
+	const char *sh[] = {"/bin/sh", "-i", NULL};
+	pid_t pid = spawn_cli_pty(24, 80, "corral$ ", sh, &master);
+	CU_ASSERT_FATAL(pid > 0);
 	char out[8192] = "";
 	size_t len = 0;
 	CU_ASSERT(read_until(master, out, sizeof(out), &len, "$ "));

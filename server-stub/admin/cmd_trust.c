@@ -566,6 +566,30 @@ static int load_chain(const char *const *paths, size_t n, int64_t now, Corral__T
 	return r;
 }
 
+/* --trust given: verifies the new bundle as devices holding that root chain would, and says
+ * why they would refuse it. Returns 0, or -1 after printing (nothing is written then). */
+static int check_devices_accept(const char *cmd, const struct arg *trust_a, const uint8_t *env,
+                                size_t len, int64_t now)
+{
+	Corral__TrustRoot *root = NULL;
+	struct trust_result res;
+	struct trust_bundle_ctx ctx = {.now = now};
+	memset(&res, 0, sizeof(res));
+	int r = load_chain(trust_a->vals, trust_a->n, now, &root, &res);
+	if (r >= 0)
+		r = trust_bundle_verify(root, env, len, &ctx, NULL, NULL, &res);
+	if (root)
+		corral__trust_root__free_unpacked(root, NULL);
+	if (r < 0) {
+		fprintf(stderr,
+		        "corral-admin %s: devices would refuse this bundle (%s: %s); nothing "
+		        "written\n",
+		        cmd, trust_reason_code(res.reason), res.detail);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- policy sign ----------------------------------------------------------------------- */
 
 static void sign_usage(FILE *f)
@@ -594,7 +618,6 @@ static int cmd_policy_sign(int argc, char **argv)
 	_cleanup_free_ Corral__Target *targets = NULL;
 	_cleanup_free_ Corral__Target **target_ptrs = NULL;
 	Corral__Policy *policy = NULL;
-	Corral__TrustRoot *root = NULL;
 	struct policy_findings findings = {0};
 	int status = EXIT_USAGE;
 	int r = parse_args(cmd, argc, argv, args, na, &p);
@@ -700,20 +723,8 @@ static int cmd_policy_sign(int argc, char **argv)
 		                       : strerror(-r));
 		goto done;
 	}
-	if (trust_a->n) {
-		struct trust_result res;
-		r = load_chain(trust_a->vals, trust_a->n, now, &root, &res);
-		struct trust_bundle_ctx ctx = {.now = now};
-		if (r >= 0)
-			r = trust_bundle_verify(root, out, out_len, &ctx, NULL, NULL, &res);
-		if (r < 0) {
-			fprintf(stderr,
-			        "corral-admin %s: devices would refuse this bundle (%s: %s); "
-			        "nothing written\n",
-			        cmd, trust_reason_code(res.reason), res.detail);
-			goto done;
-		}
-	}
+	if (trust_a->n && check_devices_accept(cmd, trust_a, out, out_len, now) < 0)
+		goto done;
 	if (write_out(cmd, output, out, out_len) < 0)
 		goto done;
 	char when[32];
@@ -726,8 +737,6 @@ static int cmd_policy_sign(int argc, char **argv)
 done:
 	if (policy)
 		corral__policy__free_unpacked(policy, NULL);
-	if (root)
-		corral__trust_root__free_unpacked(root, NULL);
 	policy_findings_free(&findings);
 	keyset_free(&sign);
 	args_free(args, na, &p);
@@ -757,7 +766,6 @@ static int cmd_policy_cosign(int argc, char **argv)
 	struct parsed p = {0};
 	struct keyset sign = {0};
 	_cleanup_free_ uint8_t *buf = NULL, *out = NULL;
-	Corral__TrustRoot *root = NULL;
 	int status = EXIT_USAGE;
 	int r = parse_args(cmd, argc, argv, args, na, &p);
 	if (r == 1) {
@@ -788,20 +796,8 @@ static int cmd_policy_cosign(int argc, char **argv)
 		        r == -EINVAL ? "not a signed policy bundle" : strerror(-r));
 		goto done;
 	}
-	if (trust_a->n) {
-		int64_t now = util_now_sec();
-		struct trust_bundle_ctx ctx = {.now = now};
-		r = load_chain(trust_a->vals, trust_a->n, now, &root, &res);
-		if (r >= 0)
-			r = trust_bundle_verify(root, out, out_len, &ctx, NULL, NULL, &res);
-		if (r < 0) {
-			fprintf(stderr,
-			        "corral-admin %s: devices would refuse this bundle (%s: %s); "
-			        "nothing written\n",
-			        cmd, trust_reason_code(res.reason), res.detail);
-			goto done;
-		}
-	}
+	if (trust_a->n && check_devices_accept(cmd, trust_a, out, out_len, util_now_sec()) < 0)
+		goto done;
 	if (write_out(cmd, output, out, out_len) < 0)
 		goto done;
 	printf("co-signed %s -> %s\n", p.pos[0], output);
@@ -809,8 +805,6 @@ static int cmd_policy_cosign(int argc, char **argv)
 		printf("  signer %s  %s\n", trust_key_id(sign.keys[i]), sign.names[i]);
 	status = 0;
 done:
-	if (root)
-		corral__trust_root__free_unpacked(root, NULL);
 	keyset_free(&sign);
 	args_free(args, na, &p);
 	return status;

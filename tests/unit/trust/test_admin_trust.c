@@ -214,6 +214,12 @@ static void test_policy_sign_verify(void)
 	                0);
 	CU_ASSERT_EQUAL(run("policy", "verify", "one.bundle", "--trust", "v1.root", NULL), 1);
 	CU_ASSERT(starts("rejected: threshold: "));
+	/* with --trust, sign checks first: one signature of two -> refused, nothing written */
+	CU_ASSERT_EQUAL(run("policy", "sign", policy_file, "--version", "4", "--expires", "30d",
+	                    "--target", "group:eng", "--key", "alice.key", "-o", "one-t.bundle",
+	                    "--trust", "v1.root", NULL),
+	                1);
+	CU_ASSERT_EQUAL(access("one-t.bundle", F_OK), -1);
 	/* Two-person signing on separate machines: Bob co-signs Alice's file. */
 	CU_ASSERT_EQUAL(run("policy", "cosign", "one.bundle", "--key", "bob.key", "-o",
 	                    "two.bundle", "--trust", "v1.root", NULL),

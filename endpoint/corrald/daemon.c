@@ -19,15 +19,15 @@
 #include "enforce.h"
 #include "fsaudit.h"
 #include "sbx.h"
+#include "crypto_helper.h"
 #include "kfeatures.h"
-#include "identity.h"
 #include "ipc.h"
 #include "tmppool.h"
 #include "log.h"
 #include "outbox.h"
 #include "session.h"
 #include "state.h"
-#include "store.h"
+#include "trust.h"
 #include "util.h"
 #include "worker.h"
 
@@ -51,8 +51,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <sqlite3.h>
 
 #define CLIENTS_MAX     64
@@ -83,10 +81,18 @@ struct client {
 struct cd_daemon {
 	const struct cd_config *cfg;
 	sqlite3 *db;
-	struct trust_store *trust;
-	/* The bundle in force, verified when it was applied or loaded (policy_load): sessions
-	 * start from it instead of reading and re-verifying it from SQLite on every run, like
-	 * the profiles enforce.c compiled from it. NULL when none is in force. */
+	/* What the trust store holds, as corrald-crypto verified and returned it (take_view):
+	 * the parent maps no libcrypto and never checks a signature itself. Refreshed by every
+	 * store operation, which all run in the helper. */
+	struct {
+		bool root_present;
+		uint64_t root_version, highest_version, bundle_version;
+		int64_t root_expires_at, bundle_expires_at;
+		size_t n_signers;
+		char signer_ids[TRUST_MAX_SIGNATURES][TRUST_KEY_ID_LEN + 1];
+	} tc;
+	/* The bundle in force (decoded from the view): sessions start from it, like the
+	 * profiles enforce.c compiled from it. NULL when none is in force. */
 	Corral__PolicyBundle *bundle;
 	struct cd_outbox *outbox;
 	int epfd, sigfd, timerfd, listenfd;
@@ -95,7 +101,7 @@ struct cd_daemon {
 	struct cd_enforce *enforce;  /* sessions: compiled profiles, network layer (session.c) */
 	struct cd_tmppool *tmp_pool; /* session TMP directories made ahead of time, or NULL */
 	struct cd_fsaudit *fsaudit;  /* filesystem denials from kernel audit (fsaudit.h) */
-	char db_path[4096], key_path[4096], worker_path[4096];
+	char db_path[4096], key_path[4096], worker_path[4096], crypto_path[4096];
 
 	/* identity */
 	char *device_id;
@@ -114,7 +120,6 @@ struct cd_daemon {
 	unsigned poll_failures, report_failures, enroll_failures;
 	uint64_t poll_at, report_at, enroll_at, renew_at;
 	uint64_t report_last_seq;
-	EVP_PKEY *renew_key;
 
 	uint64_t policy_version;   /* in force (cache, see policy_version()) */
 	uint64_t rejected_version; /* last bundle refused, to report each refusal once */
@@ -178,18 +183,87 @@ static int set_groups(struct cd_daemon *d, char *const *groups, size_t n)
 	return 0;
 }
 
-/* Version of the policy in force, cached: every event carries it, and reading it from the
- * store would re-verify the stored bundle's signatures each time. Refreshed on apply. */
+/* Version of the policy in force (every event carries it), from the cached view. */
 static uint64_t policy_version(struct cd_daemon *d)
 {
 	return d->policy_version;
 }
 
-static void refresh_policy_version(struct cd_daemon *d)
+static Corral__Freshness freshness(const struct cd_daemon *d, int64_t now)
 {
-	struct trust_bundle_info info;
-	d->policy_version =
-	        trust_store_current(d->trust, NULL, NULL, NULL, &info) == 0 ? info.version : 0;
+	/* Expired means stale, never "no policy": the last known good stays in force. */
+	if (!d->bundle)
+		return CORRAL__FRESHNESS__FRESHNESS_NO_POLICY;
+	return d->tc.bundle_expires_at <= now ? CORRAL__FRESHNESS__FRESHNESS_STALE
+	                                      : CORRAL__FRESHNESS__FRESHNESS_FRESH;
+}
+
+/* Signer key ids of the bundle in force, as pointers for a protobuf message. */
+static size_t signer_ids(struct cd_daemon *d, char **ids)
+{
+	for (size_t i = 0; i < d->tc.n_signers; i++)
+		ids[i] = d->tc.signer_ids[i];
+	return d->tc.n_signers;
+}
+
+/* Takes the helper's view of the store as the state in force. The bundle is decoded again
+ * (and its profiles compiled) only when a different one is in force. */
+static void take_view(struct cd_daemon *d, const Corral__TrustView *v)
+{
+	d->tc.root_present = v->root_present;
+	d->tc.root_version = v->root_version;
+	d->tc.root_expires_at = v->root_expires_at;
+	d->tc.highest_version = v->highest_version;
+	d->tc.bundle_expires_at = v->bundle_expires_at;
+	d->tc.n_signers = v->n_signer_key_ids;
+	for (size_t i = 0; i < v->n_signer_key_ids; i++)
+		snprintf(d->tc.signer_ids[i], sizeof(d->tc.signer_ids[i]), "%s",
+		         v->signer_key_ids[i]);
+	if (v->bundle_error)
+		log_err("the stored policy bundle no longer verifies (%s): no policy in force",
+		        strerror(-v->bundle_error));
+	bool same = d->bundle && v->bundle.len > 0 && v->bundle_version == d->tc.bundle_version;
+	d->tc.bundle_version = v->bundle.len > 0 ? v->bundle_version : 0;
+	d->policy_version = d->tc.bundle_version;
+	if (same)
+		return;
+	/* cd_crypto_reply_check decoded it once already: it decodes. */
+	Corral__PolicyBundle *b =
+	        v->bundle.len > 0
+	                ? corral__policy_bundle__unpack(NULL, v->bundle.len, v->bundle.data)
+	                : NULL;
+	if (d->enforce && b)
+		cd_enforce_prepare(d->enforce, b);
+	if (d->bundle)
+		corral__policy_bundle__free_unpacked(d->bundle, NULL);
+	d->bundle = b;
+}
+
+static bool store_op(Corral__CryptoOp op)
+{
+	return op == CORRAL__CRYPTO_OP__CRYPTO_OP_STATE ||
+	       op == CORRAL__CRYPTO_OP__CRYPTO_OP_INSTALL_ROOT ||
+	       op == CORRAL__CRYPTO_OP__CRYPTO_OP_APPLY_ROOTS ||
+	       op == CORRAL__CRYPTO_OP__CRYPTO_OP_APPLY_BUNDLE;
+}
+
+/* One request to corrald-crypto (crypto_helper.h). Store operations name our database and
+ * the time, and their view replaces the cached state. Returns what cd_crypto_call returns
+ * (logged); the operation's own outcome is (*ret)->result. */
+static int crypto(struct cd_daemon *d, Corral__CryptoRequest *rq, Corral__CryptoReply **ret)
+{
+	if (store_op(rq->op)) {
+		rq->db_path = d->db_path;
+		rq->now = util_now_sec();
+	}
+	int r = cd_crypto_call(d->crypto_path, rq, CD_CRYPTO_TIMEOUT_MS, ret);
+	if (r < 0) {
+		log_err("crypto helper %s: %s", d->crypto_path, strerror(-r));
+		return r;
+	}
+	if ((*ret)->view)
+		take_view(d, (*ret)->view);
+	return 0;
 }
 
 /* Writes `ev` to the outbox (the durable record comes first) and wakes the uploader. */
@@ -252,20 +326,16 @@ static void emit_heartbeat(struct cd_daemon *d)
 {
 	int64_t now = util_now_sec();
 	Corral__Heartbeat hb = CORRAL__HEARTBEAT__INIT;
-	Corral__PolicyBundle *bundle = NULL;
-	struct trust_bundle_info info;
-	memset(&info, 0, sizeof(info));
-	if (trust_store_current(d->trust, NULL, NULL, &bundle, &info) == 0) {
-		hb.policy_version = info.version;
-		hb.policy_expires_at = info.expires_at;
+	const Corral__PolicyBundle *bundle = d->bundle;
+	if (bundle) {
+		hb.policy_version = d->tc.bundle_version;
+		hb.policy_expires_at = d->tc.bundle_expires_at;
 	}
-	hb.freshness = trust_store_freshness(d->trust, now);
-	uint64_t rv = 0;
-	int64_t rexp = 0;
-	if (trust_store_root_info(d->trust, &rv, &rexp) == 0) {
-		hb.trust_root_version = rv;
-		hb.trust_root_expires_at = rexp;
-		hb.trust_root_expired = rexp > 0 && rexp <= now;
+	hb.freshness = freshness(d, now);
+	if (d->tc.root_present) {
+		hb.trust_root_version = d->tc.root_version;
+		hb.trust_root_expires_at = d->tc.root_expires_at;
+		hb.trust_root_expired = d->tc.root_expires_at > 0 && d->tc.root_expires_at <= now;
 	}
 	Corral__KernelFeatures req, enf;
 	char *req_ptrs[CD_FEATURES_CONTROLLERS_MAX], *enf_ptrs[CD_FEATURES_CONTROLLERS_MAX];
@@ -293,40 +363,22 @@ static void emit_heartbeat(struct cd_daemon *d)
 		         hb.policy_version);
 		d->stale_reported = true;
 	}
-	if (bundle)
-		corral__policy_bundle__free_unpacked(bundle, NULL);
 }
 
 /* When the policy in force expires, report stale at once rather than at the next heartbeat. */
 static void schedule_stale(struct cd_daemon *d)
 {
-	struct trust_bundle_info info;
 	d->stale_at = NEVER;
-	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) < 0)
+	if (!d->bundle)
 		return;
-	int64_t now = util_now_sec();
-	if (info.expires_at <= now) {
+	int64_t now = util_now_sec(), expires_at = d->tc.bundle_expires_at;
+	if (expires_at <= now) {
 		if (!d->stale_reported)
 			d->stale_at = now_mono();
 		return;
 	}
 	d->stale_reported = false;
-	d->stale_at = now_mono() + (uint64_t)(info.expires_at - now) * 1000 + 500;
-}
-
-/* Loads the bundle now in force (verified from its stored bytes) into d->bundle and compiles
- * its profiles, so that `corral run` does only per-session work. Called at start and whenever
- * the store changes (a bundle or trust roots applied). */
-static void policy_load(struct cd_daemon *d)
-{
-	Corral__PolicyBundle *b = NULL;
-	if (trust_store_current(d->trust, NULL, NULL, &b, NULL) < 0)
-		b = NULL;
-	if (d->enforce && b)
-		cd_enforce_prepare(d->enforce, b);
-	if (d->bundle)
-		corral__policy_bundle__free_unpacked(d->bundle, NULL);
-	d->bundle = b;
+	d->stale_at = now_mono() + (uint64_t)(expires_at - now) * 1000 + 500;
 }
 
 /* Applies a bundle; when `resp` is given it is filled for the CLI, its detail pointing into
@@ -334,41 +386,45 @@ static void policy_load(struct cd_daemon *d)
 static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, const char *origin,
                          Corral__PolicyApplyResponse *resp, char *detail, size_t detail_len)
 {
-	struct trust_bundle_info info;
-	struct trust_result res;
-	memset(&res, 0, sizeof(res));
-	int r = trust_store_apply_bundle(d->trust, env, len, d->device_id,
-	                                 (const char *const *)d->groups, d->n_groups,
-	                                 util_now_sec(), &info, &res);
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_APPLY_BUNDLE;
+	rq.envelope.data = (uint8_t *)env;
+	rq.envelope.len = len;
+	rq.device_id = d->device_id ? d->device_id : (char *)"";
+	rq.groups = d->groups;
+	rq.n_groups = d->n_groups;
+	Corral__CryptoReply *rp = NULL;
+	char why[160];
+	int r = crypto(d, &rq, &rp);
+	if (r < 0)
+		snprintf(why, sizeof(why), "crypto helper: %s", strerror(-r));
 	Corral__Event ev = CORRAL__EVENT__INIT;
-	if (r == 0) {
+	if (r == 0 && rp->result == 0) {
+		/* The apply committed in the helper; its view (taken) holds this bundle. */
 		Corral__PolicyApplied pa = CORRAL__POLICY_APPLIED__INIT;
-		char *ids[TRUST_MAX_SIGNATURES];
-		for (size_t i = 0; i < info.n_signers; i++)
-			ids[i] = info.signer_key_ids[i];
-		pa.version = info.version;
-		pa.expires_at = info.expires_at;
-		pa.signer_key_ids = ids;
-		pa.n_signer_key_ids = info.n_signers;
+		pa.version = rp->version;
+		pa.expires_at = rp->expires_at;
+		pa.signer_key_ids = rp->signer_key_ids;
+		pa.n_signer_key_ids = rp->n_signer_key_ids;
 		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_APPLIED;
 		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_APPLIED;
 		ev.policy_applied = &pa;
-		ev.policy_version = info.version;
-		d->policy_version = info.version;
+		ev.policy_version = rp->version;
 		(void)emit(d, &ev);
-		log_info("policy version %" PRIu64 " applied (%s)", info.version, origin);
+		log_info("policy version %" PRIu64 " applied (%s)", rp->version, origin);
 		if (resp) {
 			resp->applied = true;
-			resp->version = info.version;
+			resp->version = rp->version;
 		}
 		schedule_stale(d);
 		d->rejected_version = 0;
-		policy_load(d);
+		corral__crypto_reply__free_unpacked(rp, NULL);
 		return true;
 	}
-	const char *reason = res.reason != TRUST_OK                ? trust_reason_code(res.reason)
-	                     : !trust_store_current_root(d->trust) ? "no-trust-root"
-	                                                           : "io-error";
+	const char *reason = r == 0 && *rp->reason ? rp->reason
+	                     : !d->tc.root_present ? "no-trust-root"
+	                                           : "io-error";
+	const char *detail_text = r < 0 ? why : rp->detail;
 	/* The server keeps offering a bundle we refused until a newer one is published: report
 	 * each refusal once, not on every poll. The version is read without trusting it (only
 	 * to recognise the repeat). */
@@ -389,20 +445,22 @@ static bool apply_bundle(struct cd_daemon *d, const uint8_t *env, size_t len, co
 	snprintf(d->rejected_reason, sizeof(d->rejected_reason), "%s", reason);
 	Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
 	pr.reason = (char *)reason;
-	pr.detail = res.detail;
+	pr.detail = (char *)detail_text;
 	pr.version = version;
 	ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_POLICY_REJECTED;
 	ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
 	ev.policy_rejected = &pr;
 	if (!repeat)
 		(void)emit(d, &ev);
-	log_warn("policy bundle rejected (%s): %s: %s", origin, reason, res.detail);
+	log_warn("policy bundle rejected (%s): %s: %s", origin, reason, detail_text);
 	if (resp) {
 		resp->applied = false;
-		resp->reason = (char *)reason;
-		snprintf(detail, detail_len, "%s", res.detail);
+		snprintf(detail, detail_len, "%s", detail_text);
 		resp->detail = detail;
+		resp->reason = d->rejected_reason; /* copied above: it outlives rp */
 	}
+	if (rp)
+		corral__crypto_reply__free_unpacked(rp, NULL);
 	return false;
 }
 
@@ -411,14 +469,31 @@ static bool apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t 
 {
 	if (n == 0)
 		return true;
-	struct trust_result res;
-	memset(&res, 0, sizeof(res));
-	int r = trust_store_apply_roots(d->trust, (const uint8_t *const *)envs, lens, n,
-	                                util_now_sec(), &res);
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_APPLY_ROOTS;
+	Corral__CryptoReply *rp = NULL;
+	if (n > CD_CRYPTO_ROOTS_MAX) {
+		log_warn("trust roots rejected: %zu in one update (at most %u)", n,
+		         CD_CRYPTO_ROOTS_MAX);
+		return false;
+	}
+	ProtobufCBinaryData bins[CD_CRYPTO_ROOTS_MAX];
+	for (size_t i = 0; i < n; i++) {
+		bins[i].data = envs[i];
+		bins[i].len = lens[i];
+	}
+	rq.envelopes = bins;
+	rq.n_envelopes = n;
+	char why[160];
+	int r = crypto(d, &rq, &rp);
+	if (r < 0)
+		snprintf(why, sizeof(why), "crypto helper: %s", strerror(-r));
+	else
+		r = rp->result;
 	Corral__Event ev = CORRAL__EVENT__INIT;
-	uint64_t v = 0;
-	(void)trust_store_root_info(d->trust, &v, NULL);
+	uint64_t v = d->tc.root_version;
 	if (r > 0) {
+		/* the view taken holds the bundle in force, re-verified under the new roots */
 		Corral__PolicyApplied pa = CORRAL__POLICY_APPLIED__INIT;
 		pa.version = v;
 		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_TRUST_ROOT_APPLIED;
@@ -426,21 +501,22 @@ static bool apply_roots(struct cd_daemon *d, uint8_t *const *envs, const size_t 
 		ev.policy_applied = &pa;
 		(void)emit(d, &ev);
 		log_info("trust root version %" PRIu64 " applied", v);
-		policy_load(d); /* the bundle in force is re-verified under the new roots */
 		d->rejected_root[0] = '\0';
 	} else if (r < 0) {
 		Corral__PolicyRejected pr = CORRAL__POLICY_REJECTED__INIT;
-		pr.reason = (char *)trust_reason_code(res.reason);
-		pr.detail = res.detail;
+		pr.reason = rp && *rp->reason ? rp->reason : (char *)"io-error";
+		pr.detail = rp ? rp->detail : why;
 		ev.kind = CORRAL__EVENT_KIND__EVENT_KIND_TRUST_ROOT_REJECTED;
 		ev.detail_case = CORRAL__EVENT__DETAIL_POLICY_REJECTED;
 		ev.policy_rejected = &pr;
 		/* Offered again on every poll until fixed: report each refusal once. */
-		if (strcmp(d->rejected_root, res.detail) != 0)
+		if (strcmp(d->rejected_root, pr.detail) != 0)
 			(void)emit(d, &ev);
-		snprintf(d->rejected_root, sizeof(d->rejected_root), "%s", res.detail);
-		log_warn("trust root rejected: %s: %s", pr.reason, res.detail);
+		snprintf(d->rejected_root, sizeof(d->rejected_root), "%s", pr.detail);
+		log_warn("trust root rejected: %s: %s", pr.reason, pr.detail);
 	}
+	if (rp)
+		corral__crypto_reply__free_unpacked(rp, NULL);
 	return r >= 0;
 }
 
@@ -495,17 +571,23 @@ static int worker_send_init(struct cd_daemon *d)
 	init.ca_pem.data = (uint8_t *)ca;
 	init.ca_pem.len = ca_len;
 	init.device_id = d->device_id ? d->device_id : (char *)"";
+	Corral__CryptoReply *rp = NULL;
 	if (d->enrolled && cd_state_get(d->db, "certificate_pem", &cert, &cert_len) == 0) {
-		EVP_PKEY *pk = NULL;
-		r = cd_identity_load_or_create_key(d->key_path, &pk);
+		Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+		rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_KEY_PEM;
+		rq.key_path = d->key_path;
+		r = crypto(d, &rq, &rp);
+		if (r == 0 && rp->result < 0) {
+			log_err("%s", rp->detail);
+			r = rp->result;
+		}
 		if (r < 0) {
-			log_err("device key %s: %s", d->key_path, strerror(-r));
+			if (rp)
+				corral__crypto_reply__free_unpacked(rp, NULL);
 			return r;
 		}
-		r = cd_identity_key_pem(pk, &key, &key_len);
-		EVP_PKEY_free(pk);
-		if (r < 0)
-			return r;
+		key = (char *)rp->pem.data;
+		key_len = rp->pem.len;
 		init.cert_pem.data = (uint8_t *)cert;
 		init.cert_pem.len = cert_len;
 		init.key_pem.data = (uint8_t *)key;
@@ -515,9 +597,9 @@ static int worker_send_init(struct cd_daemon *d)
 	m.body_case = CORRAL__WORKER_MSG__BODY_INIT;
 	m.init = &init;
 	r = worker_send(d, &m);
-	if (key) {
-		OPENSSL_cleanse(key, key_len);
-		free(key);
+	if (rp) {
+		explicit_bzero(key, key_len); /* the device key: in this process only this long */
+		corral__crypto_reply__free_unpacked(rp, NULL);
 	}
 	return r;
 }
@@ -637,27 +719,31 @@ static void try_enroll(struct cd_daemon *d)
 		d->enroll_at = now_mono() + (uint64_t)d->cfg->backoff_max * 1000;
 		return;
 	}
-	EVP_PKEY *pk = NULL;
-	r = cd_identity_load_or_create_key(d->key_path, &pk);
-	if (r < 0) {
-		log_err("device key %s: %s", d->key_path, strerror(-r));
-		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
-		return;
-	}
 	char host[256] = "corral-device";
 	(void)gethostname(host, sizeof(host) - 1);
-	_cleanup_free_ uint8_t *csr = NULL;
-	size_t csr_len = 0;
-	r = cd_identity_make_csr(pk, host, &csr, &csr_len);
-	EVP_PKEY_free(pk);
+	if (!*host)
+		snprintf(host, sizeof(host), "corral-device");
+	/* The helper creates the device key (0600) on first use and signs the request. */
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_CSR;
+	rq.key_path = d->key_path;
+	rq.cn = host;
+	Corral__CryptoReply *rp = NULL;
+	r = crypto(d, &rq, &rp);
+	if (r == 0 && rp->result < 0) {
+		log_err("cannot build the certificate request: %s", rp->detail);
+		r = rp->result;
+	}
 	if (r < 0) {
-		log_err("cannot build the certificate request: %s", strerror(-r));
+		if (rp)
+			corral__crypto_reply__free_unpacked(rp, NULL);
+		explicit_bzero(token, len);
+		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
 		return;
 	}
 	Corral__EnrollRequest er = CORRAL__ENROLL_REQUEST__INIT;
 	er.token = token;
-	er.csr_der.data = csr;
-	er.csr_der.len = csr_len;
+	er.csr_der = rp->csr_der;
 	er.hostname = host;
 	er.agent_version = (char *)CORRAL_VERSION;
 	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
@@ -667,19 +753,17 @@ static void try_enroll(struct cd_daemon *d)
 		d->enroll_inflight = true;
 		log_info("enrolling with %s", d->cfg->server_url);
 	}
-	OPENSSL_cleanse(token, len);
+	explicit_bzero(token, len);
+	corral__crypto_reply__free_unpacked(rp, NULL);
 }
 
 static void try_poll(struct cd_daemon *d)
 {
 	if (!worker_ready(d) || !d->enrolled || d->poll_inflight || now_mono() < d->poll_at)
 		return;
-	uint64_t have = 0, root = 0;
-	(void)trust_store_highest_version(d->trust, &have);
-	(void)trust_store_root_info(d->trust, &root, NULL);
 	Corral__PollRequest pr = CORRAL__POLL_REQUEST__INIT;
-	pr.have_version = have;
-	pr.root_version = root;
+	pr.have_version = d->tc.highest_version;
+	pr.root_version = d->tc.root_present ? d->tc.root_version : 0;
 	pr.wait_seconds = (uint32_t)d->cfg->poll_wait;
 	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
 	m.body_case = CORRAL__WORKER_MSG__BODY_POLL;
@@ -724,29 +808,41 @@ static void try_renew(struct cd_daemon *d)
 {
 	if (!worker_ready(d) || !d->enrolled || d->renew_inflight || now_mono() < d->renew_at)
 		return;
-	EVP_PKEY *pk = NULL;
-	if (cd_identity_generate_key(&pk) < 0)
-		return;
-	_cleanup_free_ uint8_t *csr = NULL;
-	size_t len = 0;
-	if (cd_identity_make_csr(pk, d->device_id ? d->device_id : "device", &csr, &len) < 0) {
-		EVP_PKEY_free(pk);
+	/* Renewal rotates the key: the helper writes a fresh one to device.key.new (0600) and
+	 * signs the request with it; handle_renewed moves it in place once the certificate for it
+	 * is stored (a crash in between: reconcile_renewed_key). */
+	char new_path[sizeof(d->key_path) + 8];
+	snprintf(new_path, sizeof(new_path), "%s.new", d->key_path);
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_CSR;
+	rq.key_path = new_path;
+	rq.cn = d->device_id && *d->device_id ? d->device_id : (char *)"device";
+	rq.new_key = true;
+	Corral__CryptoReply *rp = NULL;
+	int r = crypto(d, &rq, &rp);
+	if (r == 0 && rp->result < 0) {
+		log_err("cannot build the renewal request: %s", rp->detail);
+		r = rp->result;
+	}
+	if (r < 0) {
+		if (rp)
+			corral__crypto_reply__free_unpacked(rp, NULL);
+		(void)unlink(new_path);
+		d->renew_at = now_mono() + backoff_ms(d, 3);
 		return;
 	}
 	Corral__RenewRequest rr = CORRAL__RENEW_REQUEST__INIT;
-	rr.csr_der.data = csr;
-	rr.csr_der.len = len;
+	rr.csr_der = rp->csr_der;
 	Corral__WorkerMsg m = CORRAL__WORKER_MSG__INIT;
 	m.body_case = CORRAL__WORKER_MSG__BODY_RENEW;
 	m.renew = &rr;
 	if (worker_send(d, &m) == 0) {
-		EVP_PKEY_free(d->renew_key);
-		d->renew_key = pk;
 		d->renew_inflight = true;
 		log_info("renewing the device certificate");
 	} else {
-		EVP_PKEY_free(pk);
+		(void)unlink(new_path);
 	}
+	corral__crypto_reply__free_unpacked(rp, NULL);
 }
 
 static void schedule_renew(struct cd_daemon *d)
@@ -767,6 +863,27 @@ static void schedule_renew(struct cd_daemon *d)
 	d->renew_at = at <= now ? now_mono() : now_mono() + (uint64_t)(at - now) * 1000;
 }
 
+/* Has the helper parse a DER certificate (and CA chain): PEM text, validity and, with a
+ * key_path, whether the certificate is for that key. 0 with *ret, or -errno (logged). */
+static int cert_check(struct cd_daemon *d, ProtobufCBinaryData cert, ProtobufCBinaryData *chain,
+                      size_t n_chain, const char *key_path, Corral__CryptoReply **ret)
+{
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_CERT;
+	rq.certificate_der = cert;
+	rq.ca_chain_der = chain;
+	rq.n_ca_chain_der = n_chain;
+	rq.key_path = (char *)(key_path ? key_path : "");
+	int r = crypto(d, &rq, ret);
+	if (r == 0 && (*ret)->result < 0) {
+		log_err("%s", (*ret)->detail);
+		r = (*ret)->result;
+		corral__crypto_reply__free_unpacked(*ret, NULL);
+		*ret = NULL;
+	}
+	return r;
+}
+
 static int load_certificate_times(struct cd_daemon *d)
 {
 	_cleanup_free_ char *der = NULL;
@@ -774,8 +891,15 @@ static int load_certificate_times(struct cd_daemon *d)
 	int r = cd_state_get(d->db, "certificate_der", &der, &len);
 	if (r < 0)
 		return r;
-	return cd_identity_cert_times((const uint8_t *)der, len, &d->cert_not_before,
-	                              &d->cert_not_after);
+	Corral__CryptoReply *rp = NULL;
+	r = cert_check(d, (ProtobufCBinaryData){.data = (uint8_t *)der, .len = len}, NULL, 0, NULL,
+	               &rp);
+	if (r < 0)
+		return r;
+	d->cert_not_before = rp->not_before;
+	d->cert_not_after = rp->not_after;
+	corral__crypto_reply__free_unpacked(rp, NULL);
+	return 0;
 }
 
 static int store_groups(struct cd_daemon *d, char **groups, size_t n)
@@ -811,43 +935,23 @@ static void handle_enrolled(struct cd_daemon *d, const Corral__EnrollResponse *e
 {
 	d->enroll_inflight = false;
 	/* Check the certificate is for our key before trusting it with anything. */
-	EVP_PKEY *pk = NULL;
-	int r = cd_identity_load_or_create_key(d->key_path, &pk);
-	const unsigned char *p = er->certificate_der.data;
-	X509 *x = r == 0 ? d2i_X509(NULL, &p, (long)er->certificate_der.len) : NULL;
-	bool match = x && X509_check_private_key(x, pk) == 1;
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	if (!match || !er->device_id || !*er->device_id || er->n_ca_chain_der == 0) {
+	Corral__CryptoReply *rp = NULL;
+	int r = -EBADMSG;
+	if (er->device_id && *er->device_id && er->n_ca_chain_der > 0 &&
+	    er->n_ca_chain_der <= CD_CRYPTO_CA_MAX)
+		r = cert_check(d, er->certificate_der, er->ca_chain_der, er->n_ca_chain_der,
+		               d->key_path, &rp);
+	if (r < 0 || !rp->key_matches) {
 		log_err("enrollment answer does not match our key or lacks the CA chain");
+		if (rp)
+			corral__crypto_reply__free_unpacked(rp, NULL);
 		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
 		return;
 	}
-	_cleanup_free_ char *cert_pem = NULL, *ca_pem = NULL;
-	size_t cert_len = 0, ca_len = 0;
+	const char *cert_pem = (const char *)rp->pem.data, *ca_pem = (const char *)rp->ca_pem.data;
+	size_t cert_len = rp->pem.len, ca_len = rp->ca_pem.len;
 	const uint8_t *cder = er->certificate_der.data;
 	size_t clen = er->certificate_der.len;
-	const uint8_t **ders = calloc(er->n_ca_chain_der, sizeof(*ders));
-	size_t *lens = calloc(er->n_ca_chain_der, sizeof(*lens));
-	if (!ders || !lens) {
-		free(ders);
-		free(lens);
-		return;
-	}
-	for (size_t i = 0; i < er->n_ca_chain_der; i++) {
-		ders[i] = er->ca_chain_der[i].data;
-		lens[i] = er->ca_chain_der[i].len;
-	}
-	r = cd_identity_der_to_pem(&cder, &clen, 1, &cert_pem, &cert_len);
-	if (r == 0)
-		r = cd_identity_der_to_pem(ders, lens, er->n_ca_chain_der, &ca_pem, &ca_len);
-	free(ders);
-	free(lens);
-	if (r < 0) {
-		log_err("enrollment answer carries unparsable certificates");
-		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
-		return;
-	}
 	/* Identity in one transaction: a crash leaves us enrolled or not, never half. */
 	r = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 	if (r == 0)
@@ -869,14 +973,17 @@ static void handle_enrolled(struct cd_daemon *d, const Corral__EnrollResponse *e
 	if (r < 0) {
 		(void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
 		log_err("cannot store the enrollment: %s", sqlite3_errmsg(d->db));
+		corral__crypto_reply__free_unpacked(rp, NULL);
 		return;
 	}
+	d->cert_not_before = rp->not_before;
+	d->cert_not_after = rp->not_after;
+	corral__crypto_reply__free_unpacked(rp, NULL);
 	(void)store_groups(d, er->groups, er->n_groups);
 	free(d->device_id);
 	d->device_id = strdup(er->device_id);
 	d->enrolled = true;
 	d->enroll_failures = 0;
-	(void)load_certificate_times(d);
 	schedule_renew(d);
 	size_t *rl = calloc(er->n_trust_roots + 1, sizeof(size_t));
 	uint8_t **re = calloc(er->n_trust_roots + 1, sizeof(uint8_t *));
@@ -909,31 +1016,23 @@ static void handle_enrolled(struct cd_daemon *d, const Corral__EnrollResponse *e
 static void handle_renewed(struct cd_daemon *d, const Corral__RenewResponse *rr)
 {
 	d->renew_inflight = false;
-	EVP_PKEY *pk = d->renew_key;
-	d->renew_key = NULL;
-	const unsigned char *p = rr->certificate_der.data;
-	X509 *x = pk ? d2i_X509(NULL, &p, (long)rr->certificate_der.len) : NULL;
-	bool match = x && X509_check_private_key(x, pk) == 1;
-	X509_free(x);
-	_cleanup_free_ char *pem = NULL;
-	size_t pem_len = 0;
-	const uint8_t *der = rr->certificate_der.data;
-	size_t der_len = rr->certificate_der.len;
-	int r = match ? cd_identity_der_to_pem(&der, &der_len, 1, &pem, &pem_len) : -EBADMSG;
-	/* Crash safety: the new key goes to device.key.new, then the certificate rows commit,
-	 * then the rename. A crash in between is resolved at start (reconcile_renewed_key):
-	 * whichever key matches the stored certificate wins. */
+	/* Crash safety: the new key is in device.key.new since the request (try_renew); the
+	 * certificate rows commit, then the rename. A crash in between is resolved at start
+	 * (reconcile_renewed_key): whichever key matches the stored certificate wins. */
 	char new_path[sizeof(d->key_path) + 8];
 	snprintf(new_path, sizeof(new_path), "%s.new", d->key_path);
-	if (r == 0)
-		r = cd_identity_save_key(pk, new_path);
+	Corral__CryptoReply *rp = NULL;
+	int r = cert_check(d, rr->certificate_der, NULL, 0, new_path, &rp);
+	if (r == 0 && !rp->key_matches)
+		r = -EBADMSG;
 	bool tx = r == 0 && sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 	if (r == 0 && !tx)
 		r = -EIO;
 	if (r == 0)
-		r = cd_state_set(d->db, "certificate_pem", pem, pem_len);
+		r = cd_state_set(d->db, "certificate_pem", rp->pem.data, rp->pem.len);
 	if (r == 0)
-		r = cd_state_set(d->db, "certificate_der", der, der_len);
+		r = cd_state_set(d->db, "certificate_der", rr->certificate_der.data,
+		                 rr->certificate_der.len);
 	if (r == 0)
 		r = cd_state_set_i64(d->db, "certificate_received_at", util_now_sec());
 	if (r == 0)
@@ -944,13 +1043,17 @@ static void handle_renewed(struct cd_daemon *d, const Corral__RenewResponse *rr)
 		(void)unlink(new_path); /* nothing committed: the old pair stays valid */
 	else if (rename(new_path, d->key_path) < 0)
 		r = -errno; /* committed: keep device.key.new for reconcile_renewed_key() */
-	EVP_PKEY_free(pk);
+	if (r == 0) {
+		d->cert_not_before = rp->not_before;
+		d->cert_not_after = rp->not_after;
+	}
+	if (rp)
+		corral__crypto_reply__free_unpacked(rp, NULL);
 	if (r < 0) {
 		log_err("certificate renewal failed: %s", strerror(-r));
 		d->renew_at = now_mono() + backoff_ms(d, 3);
 		return;
 	}
-	(void)load_certificate_times(d);
 	schedule_renew(d);
 	log_info("device certificate renewed");
 	emit_health(d, "certificate-renewed", NULL);
@@ -1011,8 +1114,10 @@ static void handle_worker_error(struct cd_daemon *d, const Corral__WorkerError *
 		at = &d->enroll_at;
 	} else if (strcmp(req, "renew") == 0) {
 		d->renew_inflight = false;
-		EVP_PKEY_free(d->renew_key);
-		d->renew_key = NULL;
+		/* the key made for it goes: the next attempt makes another */
+		char new_path[sizeof(d->key_path) + 8];
+		snprintf(new_path, sizeof(new_path), "%s.new", d->key_path);
+		(void)unlink(new_path);
 		fails = &d->poll_failures;
 		at = &d->renew_at;
 	} else {
@@ -1127,17 +1232,14 @@ static int handle_status(struct cd_daemon *d, struct client *c)
 	s.server_url = d->cfg->server_url ? d->cfg->server_url : (char *)"";
 	s.groups = d->groups;
 	s.n_groups = d->n_groups;
-	struct trust_bundle_info info;
 	char *ids[TRUST_MAX_SIGNATURES];
-	if (trust_store_current(d->trust, NULL, NULL, NULL, &info) == 0) {
-		s.policy_version = info.version;
-		s.policy_expires_at = info.expires_at;
-		for (size_t i = 0; i < info.n_signers; i++)
-			ids[i] = info.signer_key_ids[i];
+	if (d->bundle) {
+		s.policy_version = d->tc.bundle_version;
+		s.policy_expires_at = d->tc.bundle_expires_at;
+		s.n_signer_key_ids = signer_ids(d, ids);
 		s.signer_key_ids = ids;
-		s.n_signer_key_ids = info.n_signers;
 	}
-	s.freshness = trust_store_freshness(d->trust, util_now_sec());
+	s.freshness = freshness(d, util_now_sec());
 	s.last_sync_ms = d->last_sync_ms;
 	struct cd_outbox_stats st;
 	cd_outbox_get_stats(d->outbox, &st);
@@ -1146,11 +1248,9 @@ static int handle_status(struct cd_daemon *d, struct client *c)
 	char *ptrs[CD_FEATURES_CONTROLLERS_MAX];
 	cd_features_to_proto(&d->features, &kf, ptrs);
 	s.enforced = &kf;
-	uint64_t rv = 0;
-	int64_t rexp = 0;
-	if (trust_store_root_info(d->trust, &rv, &rexp) == 0) {
-		s.trust_root_version = rv;
-		s.trust_root_expires_at = rexp;
+	if (d->tc.root_present) {
+		s.trust_root_version = d->tc.root_version;
+		s.trust_root_expires_at = d->tc.root_expires_at;
 	}
 	s.agent_version = (char *)CORRAL_VERSION;
 	s.certificate_expires_at = d->cert_not_after;
@@ -1197,7 +1297,7 @@ static int handle_policy_apply(struct cd_daemon *d, struct client *c, int *fds, 
 	char detail[sizeof(((struct trust_result *)0)->detail)];
 	if (r == -EFBIG) {
 		/* Oversized before reading it all (endless data): same code as the verifier. */
-		pr.reason = (char *)trust_reason_code(TRUST_TOO_LARGE);
+		pr.reason = (char *)"too-large"; /* the verifier's code for TRUST_TOO_LARGE */
 		pr.detail = (char *)"bundle larger than the envelope cap";
 		Corral__PolicyRejected rej = CORRAL__POLICY_REJECTED__INIT;
 		rej.reason = pr.reason;
@@ -1221,24 +1321,18 @@ static int handle_policy_apply(struct cd_daemon *d, struct client *c, int *fds, 
 static int handle_policy_show(struct cd_daemon *d, struct client *c)
 {
 	Corral__PolicyShowResponse ps = CORRAL__POLICY_SHOW_RESPONSE__INIT;
-	Corral__PolicyBundle *b = NULL;
-	struct trust_bundle_info info;
+	const Corral__PolicyBundle *b = d->bundle;
 	char *ids[TRUST_MAX_SIGNATURES];
-	int r = trust_store_current(d->trust, NULL, NULL, &b, &info);
-	if (r == 0) {
+	if (b) {
 		ps.present = true;
-		ps.version = info.version;
-		ps.expires_at = info.expires_at;
-		for (size_t i = 0; i < info.n_signers; i++)
-			ids[i] = info.signer_key_ids[i];
+		ps.version = d->tc.bundle_version;
+		ps.expires_at = d->tc.bundle_expires_at;
+		ps.n_signer_key_ids = signer_ids(d, ids);
 		ps.signer_key_ids = ids;
-		ps.n_signer_key_ids = info.n_signers;
 		ps.policy = b->policy;
 		ps.source_json = b->source_json;
-	} else if (r != -ENOENT) {
-		return reply_error(c->fd, -r, "cannot read the policy in force");
 	}
-	ps.freshness = trust_store_freshness(d->trust, util_now_sec());
+	ps.freshness = freshness(d, util_now_sec());
 	Corral__IpcResponse resp = CORRAL__IPC_RESPONSE__INIT;
 	resp.body_case = CORRAL__IPC_RESPONSE__BODY_POLICY_SHOW;
 	resp.policy_show = &ps;
@@ -1247,10 +1341,7 @@ static int handle_policy_show(struct cd_daemon *d, struct client *c)
 		ps.source_json = NULL;
 	if (corral__ipc_response__get_packed_size(&resp) > CD_IPC_FRAME_MAX)
 		ps.policy = NULL;
-	r = cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
-	if (b)
-		corral__policy_bundle__free_unpacked(b, NULL);
-	return r;
+	return cd_ipc_send(c->fd, &resp.base, CD_IPC_FRAME_MAX, NULL, 0);
 }
 
 static int handle_flush(struct cd_daemon *d, struct client *c)
@@ -1640,16 +1731,14 @@ static void reconcile_renewed_key(struct cd_daemon *d)
 		return;
 	_cleanup_free_ char *der = NULL;
 	size_t len = 0;
-	EVP_PKEY *pk = NULL;
 	bool match = false;
+	Corral__CryptoReply *rp = NULL;
 	if (cd_state_get(d->db, "certificate_der", &der, &len) == 0 &&
-	    cd_identity_load_or_create_key(new_path, &pk) == 0) {
-		const unsigned char *p = (const unsigned char *)der;
-		X509 *x = d2i_X509(NULL, &p, (long)len);
-		match = x && X509_check_private_key(x, pk) == 1;
-		X509_free(x);
+	    cert_check(d, (ProtobufCBinaryData){.data = (uint8_t *)der, .len = len}, NULL, 0,
+	               new_path, &rp) == 0) {
+		match = rp->key_matches;
+		corral__crypto_reply__free_unpacked(rp, NULL);
 	}
-	EVP_PKEY_free(pk);
 	if (match && rename(new_path, d->key_path) == 0)
 		log_info("completed an interrupted certificate renewal");
 	else
@@ -1678,7 +1767,7 @@ static int mkdir_p(const char *path, mode_t mode)
 static int install_initial_root(struct cd_daemon *d)
 {
 	if (!d->cfg->trust_root_file) {
-		if (!d->cfg->offline && !trust_store_current_root(d->trust))
+		if (!d->cfg->offline && !d->tc.root_present)
 			log_warn("no trust_root_file: the first trust root will be taken from the "
 			         "server at enrollment (trust on first use)");
 		return 0;
@@ -1690,18 +1779,38 @@ static int install_initial_root(struct cd_daemon *d)
 		log_err("trust root %s: %s", d->cfg->trust_root_file, strerror(-r));
 		return r;
 	}
-	struct trust_result res;
-	memset(&res, 0, sizeof(res));
-	r = trust_store_install_root(d->trust, (const uint8_t *)buf, len, util_now_sec(), &res);
-	if (r == -EEXIST)
-		return 0; /* rotated since: the chain in the database is newer than the file */
-	if (r < 0) {
-		log_err("trust root %s refused: %s: %s", d->cfg->trust_root_file,
-		        trust_reason_code(res.reason), res.detail);
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_INSTALL_ROOT;
+	rq.envelope.data = (uint8_t *)buf;
+	rq.envelope.len = len;
+	Corral__CryptoReply *rp = NULL;
+	r = crypto(d, &rq, &rp);
+	if (r < 0)
 		return r;
-	}
-	if (r > 0)
+	r = rp->result;
+	if (r == -EEXIST)
+		r = 0; /* rotated since: the chain in the database is newer than the file */
+	else if (r < 0)
+		log_err("trust root %s refused: %s: %s", d->cfg->trust_root_file,
+		        *rp->reason ? rp->reason : strerror(-r), rp->detail);
+	else if (r > 0)
 		log_info("installed trust root from %s", d->cfg->trust_root_file);
+	corral__crypto_reply__free_unpacked(rp, NULL);
+	return r < 0 ? r : 0;
+}
+
+/* The helpers sit next to corrald (same package, same directory). */
+static int sibling_path(char *out, size_t size, const char *name)
+{
+	ssize_t n = readlink("/proc/self/exe", out, size - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -ENOENT;
+	out[n] = '\0';
+	char *slash = strrchr(out, '/');
+	size_t dir = slash ? (size_t)(slash + 1 - out) : 0;
+	if (dir + strlen(name) >= size)
+		return -ENAMETOOLONG;
+	snprintf(out + dir, size - dir, "%s", name);
 	return 0;
 }
 
@@ -1742,18 +1851,11 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	}
 	snprintf(d->db_path, sizeof(d->db_path), "%s/corrald.db", cfg->data_dir);
 	snprintf(d->key_path, sizeof(d->key_path), "%s/device.key", cfg->data_dir);
-	/* The worker executable sits next to corrald (same package, same directory). */
-	ssize_t n = readlink("/proc/self/exe", d->worker_path, sizeof(d->worker_path) - 32);
-	if (n <= 0) {
-		r = n < 0 ? -errno : -ENOENT;
-		log_err("cannot locate corrald-worker: %s", strerror(-r));
+	if ((r = sibling_path(d->worker_path, sizeof(d->worker_path), "corrald-worker")) < 0 ||
+	    (r = sibling_path(d->crypto_path, sizeof(d->crypto_path), "corrald-crypto")) < 0) {
+		log_err("cannot locate corrald's helpers: %s", strerror(-r));
 		goto fail;
 	}
-	d->worker_path[n] = '\0';
-	char *slash_exe = strrchr(d->worker_path, '/');
-	snprintf(slash_exe ? slash_exe + 1 : d->worker_path,
-	         sizeof(d->worker_path) - (size_t)(slash_exe ? slash_exe + 1 - d->worker_path : 0),
-	         "corrald-worker");
 	char err[512] = "";
 	r = db_open(d->db_path, endpoint_migrations, 0, &d->db, err, sizeof(err));
 	if (r < 0) {
@@ -1762,15 +1864,23 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	}
 	/* The database is small and touched rarely: a 512 KiB page cache is plenty. */
 	(void)db_exec(d->db, "PRAGMA cache_size = -512", NULL, 0);
-	r = trust_store_open(d->db, &d->trust);
-	if (r < 0) {
-		log_err("trust store: %s", strerror(-r));
-		goto fail;
+	/* The trust store, as the crypto helper verifies it (the stored chain and bundle are
+	 * re-checked from their bytes): refuse to start on one that does not verify. */
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_STATE;
+	Corral__CryptoReply *rp = NULL;
+	r = crypto(d, &rq, &rp);
+	if (r == 0 && rp->result < 0) {
+		log_err("%s", rp->detail);
+		r = rp->result;
 	}
+	if (rp)
+		corral__crypto_reply__free_unpacked(rp, NULL);
+	if (r < 0)
+		goto fail;
 	r = install_initial_root(d);
 	if (r < 0)
 		goto fail;
-	refresh_policy_version(d);
 	r = cd_outbox_open(d->db, cfg->outbox_max_bytes, cfg->outbox_max_events, &d->outbox);
 	if (r < 0) {
 		log_err("outbox: %s", strerror(-r));
@@ -1856,7 +1966,9 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	} else {
 		log_warn("filesystem denials are not reported: %s", cd_fsaudit_status(d->fsaudit));
 	}
-	policy_load(d);
+	if (d->enforce && d->bundle)
+		cd_enforce_prepare(d->enforce,
+		                   d->bundle); /* `corral run` does per-session work only */
 	*ret = d;
 	return 0;
 fail:
@@ -1901,13 +2013,11 @@ void cd_daemon_free(struct cd_daemon *d)
 		close(d->sigfd);
 	if (d->timerfd >= 0)
 		close(d->timerfd);
-	EVP_PKEY_free(d->renew_key);
 	if (d->outbox)
 		outbox_sync(d);
 	cd_outbox_free(d->outbox);
 	if (d->bundle)
 		corral__policy_bundle__free_unpacked(d->bundle, NULL);
-	trust_store_free(d->trust);
 	if (d->db)
 		sqlite3_close_v2(d->db);
 	free_groups(d);

@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,24 +65,11 @@ int cd_identity_save_key(EVP_PKEY *key, const char *path)
 	return r;
 }
 
-int cd_identity_load_or_create_key(const char *path, EVP_PKEY **ret_key)
+int cd_identity_load_key(const char *path, EVP_PKEY **ret_key)
 {
 	_cleanup_free_ char *pem = NULL;
 	size_t len = 0;
 	int r = util_read_file(path, KEY_PEM_MAX, &pem, &len);
-	if (r == -ENOENT) {
-		EVP_PKEY *k = NULL;
-		r = cd_identity_generate_key(&k);
-		if (r < 0)
-			return r;
-		r = cd_identity_save_key(k, path);
-		if (r < 0) {
-			EVP_PKEY_free(k);
-			return r;
-		}
-		*ret_key = k;
-		return 0;
-	}
 	if (r < 0)
 		return r;
 	r = util_check_secret_file(path);
@@ -97,6 +85,33 @@ int cd_identity_load_or_create_key(const char *path, EVP_PKEY **ret_key)
 		return -EBADMSG;
 	*ret_key = k;
 	return 0;
+}
+
+int cd_identity_load_or_create_key(const char *path, EVP_PKEY **ret_key)
+{
+	int r = cd_identity_load_key(path, ret_key);
+	if (r != -ENOENT)
+		return r;
+	EVP_PKEY *k = NULL;
+	r = cd_identity_generate_key(&k);
+	if (r < 0)
+		return r;
+	r = cd_identity_save_key(k, path);
+	if (r < 0) {
+		EVP_PKEY_free(k);
+		return r;
+	}
+	*ret_key = k;
+	return 0;
+}
+
+bool cd_identity_cert_matches_key(const uint8_t *der, size_t len, EVP_PKEY *key)
+{
+	const unsigned char *p = der;
+	X509 *x = key && len <= LONG_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
+	bool match = x && p == der + len && X509_check_private_key(x, key) == 1;
+	X509_free(x);
+	return match;
 }
 
 int cd_identity_make_csr(EVP_PKEY *key, const char *cn, uint8_t **ret_der, size_t *ret_len)

@@ -6,10 +6,18 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct evp_pkey_st;
+
+/* Loads the PEM private key at `path`: -ENOENT when there is none, -EPERM when others can read
+ * it, -EBADMSG when it does not parse. */
+int cd_identity_load_key(const char *path, struct evp_pkey_st **ret_key);
+
+/* Is the DER certificate (exactly `len` bytes) one for `key`? */
+bool cd_identity_cert_matches_key(const uint8_t *der, size_t len, struct evp_pkey_st *key);
 
 /*
  * Loads the PEM private key at `path`, or generates a P-256 key and writes it there (0600,

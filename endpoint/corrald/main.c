@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +103,6 @@ int main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	mallopt(M_ARENA_MAX, 1);
-	/* Before anything else touches OpenSSL: nothing in corrald formats OpenSSL error strings
-	 * (errors come back as -errno), and loading them costs ≈ 300 kB resident (their tables
-	 * plus a hash of every string). The configuration file is still loaded. */
-	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
 	const char *config_file = CD_CONFIG_DEFAULT_FILE, *config_dir = CD_CONFIG_DEFAULT_DIR;
 	bool file_explicit = false, dir_explicit = false;
 	/* First pass: where the files are, --help and --version. */

@@ -167,7 +167,8 @@ ok "built ${#debs_v1[@]} + ${#debs_v2[@]} .debs in $(($(date +%s) - t0)) s"
 # Which programs this tree packages (targets may still be missing on a branch).
 has() { dpkg-deb -c "$1" | grep "\./usr/s\?bin/$2\$" >/dev/null; }
 programs=()
-for spec in "corral-agent corrald sbin" "corral-agent corrald-worker sbin" "corral-agent corral bin" \
+for spec in "corral-agent corrald sbin" "corral-agent corrald-worker sbin" \
+	"corral-agent corrald-crypto sbin" "corral-agent corral bin" \
 	"corral-server corral-server sbin" "corral-admin corral-admin bin"; do
 	set -- $spec
 	if has "$tmp/v1/${1}_${version}_amd64.deb" "$2"; then
@@ -534,7 +535,7 @@ if [ "$have_rpm" -eq 1 ]; then
 	want_admin="/usr/share/man/man1/corral-admin.1.gz /usr/share/man/man5/corral-policy.5.gz"
 	for p in "${programs[@]}"; do
 		case $p in
-		*/corrald | */corrald-worker | */corral) want_agent="$want_agent $p" ;;
+		*/corrald | */corrald-worker | */corrald-crypto | */corral) want_agent="$want_agent $p" ;;
 		*/corral-server) want_server="$want_server $p" ;;
 		*/corral-admin) want_admin="$want_admin $p" ;;
 		esac

@@ -7,3 +7,6 @@ corral_add_fuzzer(fuzz_corrald_ipc SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corral
 # Kernel audit records (Landlock denials) read from the audit netlink group.
 corral_add_fuzzer(fuzz_corrald_fsaudit SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_fsaudit.c
 	LIBS corral_daemon)
+# Frames between corrald and its crypto helper corrald-crypto (both directions' checks).
+corral_add_fuzzer(fuzz_corrald_crypto SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_corrald_crypto.c
+	LIBS corral_daemon)

@@ -61,13 +61,17 @@ static int suite_init(void)
 	    fx_admin_upload(&g_srv, "trust", env, len) != 200 ||
 	    fx_write(g_dir, "root.tr", env, len, g_root_path, sizeof(g_root_path)) < 0)
 		return -1;
-	/* corrald finds its worker next to /proc/self/exe: give it a directory of its own. */
+	/* corrald finds its helpers next to /proc/self/exe: give it a directory of its own. */
 	char from[700], to[800];
 	snprintf(g_bindir, sizeof(g_bindir), "%s/bin", g_dir);
 	if (mkdir(g_bindir, 0755) < 0)
 		return -1;
 	snprintf(from, sizeof(from), "%s/bin/corrald", harness_binary_dir());
 	snprintf(to, sizeof(to), "%s/corrald", g_bindir);
+	if (copy_exe(from, to) < 0)
+		return -1;
+	snprintf(from, sizeof(from), "%s/bin/corrald-crypto", harness_binary_dir());
+	snprintf(to, sizeof(to), "%s/corrald-crypto", g_bindir);
 	if (copy_exe(from, to) < 0)
 		return -1;
 	snprintf(from, sizeof(from), "%s/bin/corrald-worker", harness_binary_dir());

@@ -10,6 +10,7 @@
 #include "crypto_helper.h"
 #include "ipc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,7 +26,9 @@ int main(void)
 	free(buf);
 	if (!rq)
 		return 1;
-	const char *mode = rq->cn;
+	char mode[32];
+	snprintf(mode, sizeof(mode), "%s", rq->cn);
+	corral__crypto_request__free_unpacked(rq, NULL); /* nothing leaks under LSan */
 	Corral__CryptoReply rp = CORRAL__CRYPTO_REPLY__INIT;
 	static uint8_t csr[] = {0x30, 0x00};
 	rp.csr_der.data = csr;
@@ -50,6 +53,5 @@ int main(void)
 		status = 3;
 	}
 	int r = cd_ipc_send(3, &rp.base, CD_CRYPTO_FRAME_MAX, NULL, 0);
-	corral__crypto_request__free_unpacked(rq, NULL);
 	return r < 0 ? 1 : status;
 }

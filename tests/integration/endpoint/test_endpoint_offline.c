@@ -119,6 +119,47 @@ static void test_bad_config_refused(void)
 	free(err);
 }
 
+/* Fail closed: without its crypto helper corrald cannot verify what it would enforce, so it
+ * refuses to start and says which file is missing. */
+static void test_crypto_helper_missing_refused(void)
+{
+	char bindir[700], bin[800], data[700], sock[700];
+	snprintf(bindir, sizeof(bindir), "%s/nohelper", g_dir);
+	CU_ASSERT_FATAL(mkdir(bindir, 0755) == 0);
+	snprintf(bin, sizeof(bin), "%s/corrald", bindir);
+	char from[700];
+	snprintf(from, sizeof(from), "%s/bin/corrald", harness_binary_dir());
+	char *exe = NULL;
+	size_t exe_len = 0;
+	CU_ASSERT_FATAL(util_read_file(from, (size_t)512 * 1024 * 1024, &exe, &exe_len) == 0);
+	CU_ASSERT_FATAL(util_write_file_atomic(bin, exe, exe_len, 0755) == 0);
+	free(exe);
+	snprintf(data, sizeof(data), "%s/nohelper-data", g_dir);
+	snprintf(sock, sizeof(sock), "%s/nohelper.sock", g_dir);
+	int p[2];
+	CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 2);
+		execl(bin, bin, "--config", "/dev/null", "--config-dir", bindir, "--offline",
+		      "--trust", g_root_path, "--data-dir", data, "--socket", sock, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char *err = NULL;
+	size_t len;
+	CU_ASSERT(util_read_fd(p[0], 65536, &err, &len) == 0);
+	close(p[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "nohelper/corrald-crypto: No such file"));
+	if (err && !strstr(err, "corrald-crypto"))
+		fprintf(stderr, "corrald said: %s\n", err);
+	free(err);
+	CU_ASSERT_EQUAL(access(sock, F_OK), -1); /* nothing left listening */
+}
+
 static void test_offline_policy_cycle(void)
 {
 	char dir[700];
@@ -283,6 +324,7 @@ static void test_offline_policy_cycle(void)
 static const struct harness_test tests[] = {
         {"no_daemon", test_no_daemon},
         {"bad_config_refused", test_bad_config_refused},
+        {"crypto_helper_missing_refused", test_crypto_helper_missing_refused},
         {"offline_policy_cycle", test_offline_policy_cycle},
         {NULL, NULL},
 };

@@ -1775,8 +1775,11 @@ static int install_initial_root(struct cd_daemon *d)
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = util_read_file(d->cfg->trust_root_file, TRUST_ENVELOPE_MAX, &buf, &len);
+	if (r == 0 && len == 0)
+		r = -ENODATA;
 	if (r < 0) {
-		log_err("trust root %s: %s", d->cfg->trust_root_file, strerror(-r));
+		log_err("trust root %s: %s", d->cfg->trust_root_file,
+		        r == -ENODATA ? "empty file" : strerror(-r));
 		return r;
 	}
 	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;

@@ -7,6 +7,7 @@
  * no request could be read or no reply sent, 2 for a command-line error.
  */
 #include "cleanup.h"
+#include "confine.h"
 #include "corral.pb-c.h"
 #include "corral_version.h"
 #include "crypto_helper.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
@@ -241,6 +243,53 @@ static int cert_op(const Corral__CryptoRequest *rq, Corral__CryptoReply *rp, str
 	return 0;
 }
 
+/* The directory of `path` into dir (a path without a slash: the current one). */
+static void dir_of(const char *path, char *dir, size_t size)
+{
+	snprintf(dir, size, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, size, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+/*
+ * Before any untrusted byte (a bundle, a root, a certificate) is parsed: no capabilities (uid 0
+ * still owns the database and the key), no_new_privs, and Landlock to the one directory the
+ * operation works in (the database's, or the key's: the files there, their WAL and journal
+ * files, the temporary file of an atomic key write) plus /dev/urandom for SQLite. A kernel
+ * without Landlock leaves the first two.
+ */
+static int confine(const Corral__CryptoRequest *rq)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	int r = cd_confine_drop_caps();
+	if (r < 0)
+		return r;
+	char dir[4096];
+	struct cd_confine_path paths[3] = {{"/dev/urandom", false}};
+	size_t n = 1;
+#ifdef CORRAL_SANITIZED
+	/* LeakSanitizer reads /proc/self/task and maps at exit (see STYLE.md) */
+	paths[n++] = (struct cd_confine_path){"/proc/self", false};
+#endif
+	if (*rq->db_path) {
+		dir_of(rq->db_path, dir, sizeof(dir));
+		paths[n++] = (struct cd_confine_path){dir, true};
+	} else if (*rq->key_path) {
+		dir_of(rq->key_path, dir, sizeof(dir));
+		/* CERT only reads the key; KEY_PEM and CSR may create it */
+		paths[n++] =
+		        (struct cd_confine_path){dir, rq->op != CORRAL__CRYPTO_OP__CRYPTO_OP_CERT};
+	}
+	r = cd_confine_landlock(paths, n, 0);
+	return r == -EOPNOTSUPP ? 0 : r;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: corrald-crypto\n"
@@ -284,9 +333,14 @@ int main(int argc, char **argv)
 	rp.detail = b.detail;
 	Corral__CryptoRequest *rq = corral__crypto_request__unpack(NULL, (size_t)n, buf);
 	const char *why = "request does not decode";
+	int cr = 0;
 	if (!rq || cd_crypto_request_check(rq, &why) < 0) {
 		snprintf(b.detail, sizeof(b.detail), "malformed request: %s", why);
 		rp.result = -EBADMSG;
+	} else if ((cr = confine(rq)) < 0) {
+		snprintf(b.detail, sizeof(b.detail), "cannot confine the crypto helper: %s",
+		         strerror(-cr));
+		rp.result = cr;
 	} else if (rq->op == CORRAL__CRYPTO_OP__CRYPTO_OP_KEY_PEM ||
 	           rq->op == CORRAL__CRYPTO_OP__CRYPTO_OP_CSR) {
 		key_op(rq, &rp, &b);

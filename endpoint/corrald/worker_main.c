@@ -17,6 +17,7 @@
 #include "worker.h"
 
 #include "cleanup.h"
+#include "confine.h"
 #include "ipc.h"
 #include "log.h"
 #include "util.h"
@@ -25,7 +26,6 @@
 #include <fcntl.h>
 #include <termios.h>
 #include <grp.h>
-#include <linux/landlock.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -47,35 +47,6 @@
 /* Responses larger than this are refused while they stream in. */
 #define RESPONSE_MAX ((size_t)5 * 1024 * 1024)
 #define HEADER_MAX   256u
-
-/* Landlock constants newer than Debian 12's headers (ABI 2). */
-#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
-#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
-#endif
-#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
-#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
-#endif
-#define CD_LL_NET_BIND_TCP    (1ULL << 0)
-#define CD_LL_NET_CONNECT_TCP (1ULL << 1)
-#define CD_LL_RULE_NET_PORT   2
-#define CD_LL_SCOPE_ABSTRACT  (1ULL << 0)
-#define CD_LL_SCOPE_SIGNAL    (1ULL << 1)
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#define SYS_landlock_add_rule       445
-#define SYS_landlock_restrict_self  446
-#endif
-
-struct cd_ll_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net;
-	uint64_t scoped;
-};
-
-struct cd_ll_net_port_attr {
-	uint64_t allowed_access;
-	uint64_t port;
-};
 
 enum xfer_kind { XFER_POLL, XFER_REPORT, XFER_ENROLL, XFER_RENEW, XFER_KINDS };
 
@@ -409,62 +380,16 @@ static void finish(struct worker *w, enum xfer_kind k, CURLcode res)
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/* Read-only: resolver configuration and the libraries NSS may load. Nothing writable. */
 static int landlock_confine(uint16_t port)
 {
-	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi <= 0)
-		return -EOPNOTSUPP;
-	struct cd_ll_ruleset_attr attr = {0};
-	attr.handled_access_fs = (1ULL << 13) - 1; /* ABI 1: execute .. make_sym */
-	if (abi >= 2)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
-	if (abi >= 3)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
-	if (abi >= 5)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
-	size_t size = sizeof(uint64_t);
-	if (abi >= 4 && port) {
-		attr.handled_access_net = CD_LL_NET_BIND_TCP | CD_LL_NET_CONNECT_TCP;
-		size = 2 * sizeof(uint64_t);
-	}
-	if (abi >= 6) {
-		attr.scoped = CD_LL_SCOPE_ABSTRACT | CD_LL_SCOPE_SIGNAL;
-		size = sizeof(attr);
-	}
-	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-	if (rs < 0)
-		return -errno;
-	/* Read-only: resolver configuration and the libraries NSS may load. Nothing writable. */
-	static const char *const ro[] = {
-	        "/etc/hosts",    "/etc/resolv.conf",     "/etc/nsswitch.conf", "/etc/host.conf",
-	        "/etc/gai.conf", "/etc/ssl/openssl.cnf", "/usr/lib",           "/lib"};
-	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
-		int fd = open(ro[i], O_PATH | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		struct landlock_path_beneath_attr pb = {
-		        .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE,
-		        .parent_fd = fd,
-		};
-		struct stat st;
-		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
-			pb.allowed_access |= LANDLOCK_ACCESS_FS_READ_DIR;
-		(void)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
-		close(fd);
-	}
-	if (attr.handled_access_net) {
-		struct cd_ll_net_port_attr np = {.allowed_access = CD_LL_NET_CONNECT_TCP,
-		                                 .port = port};
-		if (syscall(SYS_landlock_add_rule, rs, CD_LL_RULE_NET_PORT, &np, 0) < 0) {
-			int e = errno;
-			close(rs);
-			return -e;
-		}
-	}
-	int r = (int)syscall(SYS_landlock_restrict_self, rs, 0);
-	int e = errno;
-	close(rs);
-	return r < 0 ? -e : 0;
+	static const struct cd_confine_path ro[] = {
+	        {"/etc/hosts", false},         {"/etc/resolv.conf", false},
+	        {"/etc/nsswitch.conf", false}, {"/etc/host.conf", false},
+	        {"/etc/gai.conf", false},      {"/etc/ssl/openssl.cnf", false},
+	        {"/usr/lib", false},           {"/lib", false},
+	};
+	return cd_confine_landlock(ro, sizeof(ro) / sizeof(ro[0]), port);
 }
 
 static int seccomp_confine(void)

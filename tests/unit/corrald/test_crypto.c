@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "crypto_helper.h"
 #include "db.h"
+#include "deny.h"
 #include "fixtures.h"
 #include "harness.h"
 #include "identity.h"
@@ -399,6 +400,41 @@ static void test_call_errors(void)
 	}
 }
 
+/* The helper confines itself before it parses anything; when that fails it does not go on. */
+static int child_confine_fails(void)
+{
+	const struct deny d = {SCMP_SYS(landlock_restrict_self), EPERM, 0, {}};
+	if (install_denials(&d, 1) < 0)
+		return 1;
+	char key[600];
+	snprintf(key, sizeof(key), "%s/unconfined.key", g_dir);
+	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
+	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_KEY_PEM;
+	rq.key_path = key;
+	Corral__CryptoReply *rp = NULL;
+	if (cd_crypto_call(g_helper, &rq, CD_CRYPTO_TIMEOUT_MS, &rp) < 0)
+		return 2;
+	int bad = rp->result != -EPERM                             ? 3
+	          : strncmp(rp->detail, "cannot confine", 14) != 0 ? 4
+	          : rp->pem.len != 0                               ? 5
+	          : access(key, F_OK) == 0                         ? 6 /* no key was made */
+	                                                           : 0;
+	corral__crypto_reply__free_unpacked(rp, NULL);
+	return bad;
+}
+
+static void test_confine_fails(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_confine_fails());
+	int st = 0;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(st));
+	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+}
+
 /* The checks both sides run, on hand-made messages. */
 static void test_checks(void)
 {
@@ -454,6 +490,7 @@ int main(int argc, char **argv)
 	        {"malformed_request", test_malformed_request},
 	        {"store_ops", test_store_ops},
 	        {"identity_ops", test_identity_ops},
+	        {"confine_fails", test_confine_fails},
 	        {NULL, NULL},
 	};
 	static const struct harness_suite suites[] = {

@@ -21,6 +21,7 @@
  *    was (or undone by the parent where the child could not), no descriptor left open and,
  *    in the ASan build, no memory leaked (LeakSanitizer run in the child).
  */
+#include "deny.h"
 #include "fsaudit.h"
 #include "harness.h"
 
@@ -881,27 +882,6 @@ static ino_t netns_ino(void)
 {
 	struct stat st;
 	return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
-
-/* One rule of the child's filter: `nr` fails with `err`, when its arguments match. */
-struct deny {
-	int nr;
-	int err;
-	unsigned nargs;
-	struct scmp_arg_cmp args[3];
-};
-
-static int install_denials(const struct deny *d, size_t n)
-{
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	int r = ctx ? 0 : -ENOMEM;
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((uint32_t)d[i].err), d[i].nr,
-		                           d[i].nargs, d[i].args);
-	if (r == 0)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return r;
 }
 
 /* cd_fsaudit_new (MODE_AUTO, ABI 7) under the filter; fills *p. `unshare_net`: called from a

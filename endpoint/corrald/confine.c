@@ -2,43 +2,15 @@
 /* Self-confinement of corrald's helpers (see confine.h): raw Landlock and capset syscalls. */
 #include "confine.h"
 
+#include "landlock_abi.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <linux/landlock.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* Landlock constants newer than Debian 12's headers (ABI 2). */
-#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
-#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
-#endif
-#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
-#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
-#endif
-#define CD_LL_NET_BIND_TCP    (1ULL << 0)
-#define CD_LL_NET_CONNECT_TCP (1ULL << 1)
-#define CD_LL_RULE_NET_PORT   2
-#define CD_LL_SCOPE_ABSTRACT  (1ULL << 0)
-#define CD_LL_SCOPE_SIGNAL    (1ULL << 1)
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#define SYS_landlock_add_rule       445
-#define SYS_landlock_restrict_self  446
-#endif
-
-struct cd_ll_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net;
-	uint64_t scoped;
-};
-
-struct cd_ll_net_port_attr {
-	uint64_t allowed_access;
-	uint64_t port;
-};
 
 static int add_path(int rs, const struct cd_confine_path *p, uint64_t handled)
 {
@@ -66,7 +38,7 @@ int cd_confine_landlock(const struct cd_confine_path *paths, size_t n, uint16_t 
 	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 	if (abi <= 0)
 		return -EOPNOTSUPP;
-	struct cd_ll_ruleset_attr attr = {0};
+	struct corral_ll_ruleset_attr attr = {0};
 	attr.handled_access_fs = (1ULL << 13) - 1; /* ABI 1: execute .. make_sym */
 	if (abi >= 2)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
@@ -76,11 +48,12 @@ int cd_confine_landlock(const struct cd_confine_path *paths, size_t n, uint16_t 
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
 	size_t size = sizeof(uint64_t);
 	if (abi >= 4 && connect_port) {
-		attr.handled_access_net = CD_LL_NET_BIND_TCP | CD_LL_NET_CONNECT_TCP;
+		attr.handled_access_net =
+		        LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
 		size = 2 * sizeof(uint64_t);
 	}
 	if (abi >= 6) {
-		attr.scoped = CD_LL_SCOPE_ABSTRACT | CD_LL_SCOPE_SIGNAL;
+		attr.scoped = CORRAL_LL_SCOPE_ABSTRACT_UNIX_SOCKET | CORRAL_LL_SCOPE_SIGNAL;
 		size = sizeof(attr);
 	}
 	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
@@ -90,9 +63,9 @@ int cd_confine_landlock(const struct cd_confine_path *paths, size_t n, uint16_t 
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = add_path(rs, &paths[i], attr.handled_access_fs);
 	if (r == 0 && attr.handled_access_net) {
-		struct cd_ll_net_port_attr np = {.allowed_access = CD_LL_NET_CONNECT_TCP,
-		                                 .port = connect_port};
-		if (syscall(SYS_landlock_add_rule, rs, CD_LL_RULE_NET_PORT, &np, 0) < 0)
+		struct corral_ll_net_port_attr np = {
+		        .allowed_access = LANDLOCK_ACCESS_NET_CONNECT_TCP, .port = connect_port};
+		if (syscall(SYS_landlock_add_rule, rs, CORRAL_LL_RULE_NET_PORT, &np, 0) < 0)
 			r = -errno;
 	}
 	if (r == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)

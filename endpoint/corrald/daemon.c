@@ -266,6 +266,23 @@ static int crypto(struct cd_daemon *d, Corral__CryptoRequest *rq, Corral__Crypto
 	return 0;
 }
 
+/* crypto() for operations whose failure leaves nothing to use: 0 with *ret, or -errno (the
+ * helper's or the operation's, logged with `what`; *ret NULL). */
+static int crypto_ok(struct cd_daemon *d, Corral__CryptoRequest *rq, const char *what,
+                     Corral__CryptoReply **ret)
+{
+	int r = crypto(d, rq, ret);
+	if (r < 0)
+		return r;
+	r = (*ret)->result;
+	if (r < 0) {
+		log_err("%s: %s", what, (*ret)->detail);
+		corral__crypto_reply__free_unpacked(*ret, NULL);
+		*ret = NULL;
+	}
+	return r < 0 ? r : 0;
+}
+
 /* Writes `ev` to the outbox (the durable record comes first) and wakes the uploader. */
 static int emit(struct cd_daemon *d, Corral__Event *ev)
 {
@@ -576,16 +593,9 @@ static int worker_send_init(struct cd_daemon *d)
 		Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
 		rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_KEY_PEM;
 		rq.key_path = d->key_path;
-		r = crypto(d, &rq, &rp);
-		if (r == 0 && rp->result < 0) {
-			log_err("%s", rp->detail);
-			r = rp->result;
-		}
-		if (r < 0) {
-			if (rp)
-				corral__crypto_reply__free_unpacked(rp, NULL);
+		r = crypto_ok(d, &rq, "device key for the worker", &rp);
+		if (r < 0)
 			return r;
-		}
 		key = (char *)rp->pem.data;
 		key_len = rp->pem.len;
 		init.cert_pem.data = (uint8_t *)cert;
@@ -729,14 +739,8 @@ static void try_enroll(struct cd_daemon *d)
 	rq.key_path = d->key_path;
 	rq.cn = host;
 	Corral__CryptoReply *rp = NULL;
-	r = crypto(d, &rq, &rp);
-	if (r == 0 && rp->result < 0) {
-		log_err("cannot build the certificate request: %s", rp->detail);
-		r = rp->result;
-	}
+	r = crypto_ok(d, &rq, "cannot build the certificate request", &rp);
 	if (r < 0) {
-		if (rp)
-			corral__crypto_reply__free_unpacked(rp, NULL);
 		explicit_bzero(token, len);
 		d->enroll_at = now_mono() + backoff_ms(d, ++d->enroll_failures);
 		return;
@@ -819,14 +823,8 @@ static void try_renew(struct cd_daemon *d)
 	rq.cn = d->device_id && *d->device_id ? d->device_id : (char *)"device";
 	rq.new_key = true;
 	Corral__CryptoReply *rp = NULL;
-	int r = crypto(d, &rq, &rp);
-	if (r == 0 && rp->result < 0) {
-		log_err("cannot build the renewal request: %s", rp->detail);
-		r = rp->result;
-	}
+	int r = crypto_ok(d, &rq, "cannot build the renewal request", &rp);
 	if (r < 0) {
-		if (rp)
-			corral__crypto_reply__free_unpacked(rp, NULL);
 		(void)unlink(new_path);
 		d->renew_at = now_mono() + backoff_ms(d, 3);
 		return;
@@ -874,14 +872,7 @@ static int cert_check(struct cd_daemon *d, ProtobufCBinaryData cert, ProtobufCBi
 	rq.ca_chain_der = chain;
 	rq.n_ca_chain_der = n_chain;
 	rq.key_path = (char *)(key_path ? key_path : "");
-	int r = crypto(d, &rq, ret);
-	if (r == 0 && (*ret)->result < 0) {
-		log_err("%s", (*ret)->detail);
-		r = (*ret)->result;
-		corral__crypto_reply__free_unpacked(*ret, NULL);
-		*ret = NULL;
-	}
-	return r;
+	return crypto_ok(d, &rq, "certificate check", ret);
 }
 
 static int load_certificate_times(struct cd_daemon *d)
@@ -1872,15 +1863,10 @@ int cd_daemon_new(const struct cd_config *cfg, struct cd_daemon **ret)
 	Corral__CryptoRequest rq = CORRAL__CRYPTO_REQUEST__INIT;
 	rq.op = CORRAL__CRYPTO_OP__CRYPTO_OP_STATE;
 	Corral__CryptoReply *rp = NULL;
-	r = crypto(d, &rq, &rp);
-	if (r == 0 && rp->result < 0) {
-		log_err("%s", rp->detail);
-		r = rp->result;
-	}
-	if (rp)
-		corral__crypto_reply__free_unpacked(rp, NULL);
+	r = crypto_ok(d, &rq, "crypto helper", &rp);
 	if (r < 0)
 		goto fail;
+	corral__crypto_reply__free_unpacked(rp, NULL);
 	r = install_initial_root(d);
 	if (r < 0)
 		goto fail;

@@ -7,6 +7,7 @@
 #include "kfeatures.h"
 
 #include "cleanup.h"
+#include "landlock_abi.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,13 +18,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#ifndef LANDLOCK_CREATE_RULESET_VERSION
-#define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
-#endif
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#endif
 
 static uint32_t probe_landlock(void)
 {

@@ -34,12 +34,7 @@
 #define SBX_RULES_MAX      65536
 #define SBX_WALK_DEPTH_MAX 64
 
-struct sbx_net_port_attr {
-	uint64_t allowed_access;
-	uint64_t port;
-} __attribute__((packed));
-
-#define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+#define FS_READ            (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_FILE_ONLY                                                  \
 	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
 	 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | \
@@ -235,7 +230,7 @@ int sbx_landlock_compile(struct sbx_compiled *c, const Corral__Profile *p,
 	        LANDLOCK_ACCESS_FS_IOCTL_DEV;
 	c->ll_write = write & c->ll_handled_fs;
 	if (f->landlock_abi >= 6)
-		c->ll_scoped = SBX_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | SBX_LANDLOCK_SCOPE_SIGNAL;
+		c->ll_scoped = CORRAL_LL_SCOPE_ABSTRACT_UNIX_SOCKET | CORRAL_LL_SCOPE_SIGNAL;
 	if (fs) {
 		if ((r = add_templates(c, fs->read, fs->n_read, SBX_ACCESS_READ, err, errlen)) <
 		            0 ||
@@ -555,7 +550,7 @@ static int open_rule_path(const struct sbx_ll_rule *rule)
 void sbx_landlock_apply(const struct sbx_plan *p)
 {
 	const struct sbx_compiled *c = p->c;
-	struct sbx_landlock_ruleset_attr attr = {
+	struct corral_ll_ruleset_attr attr = {
 	        .handled_access_fs = c->ll_handled_fs,
 	        .scoped = c->ll_scoped,
 	};
@@ -593,24 +588,24 @@ void sbx_landlock_apply(const struct sbx_plan *p)
 		if (!S_ISDIR(st.st_mode))
 			pb.allowed_access &= FS_FILE_ONLY;
 		pb.parent_fd = fd;
-		if (syscall(SYS_landlock_add_rule, rfd, SBX_LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+		if (syscall(SYS_landlock_add_rule, rfd, CORRAL_LL_RULE_PATH_BENEATH, &pb, 0) < 0)
 			sbx_child_fail(p, "landlock", errno, rule->path);
 		close(fd);
 	}
 	for (size_t i = 0; i < p->ntcp_connect + p->ntcp_bind; i++) {
 		bool connect = i < p->ntcp_connect;
-		struct sbx_net_port_attr np = {
+		struct corral_ll_net_port_attr np = {
 		        .allowed_access = connect ? LANDLOCK_ACCESS_NET_CONNECT_TCP
 		                                  : LANDLOCK_ACCESS_NET_BIND_TCP,
 		        .port = connect ? p->tcp_connect[i] : p->tcp_bind[i - p->ntcp_connect],
 		};
-		if (syscall(SYS_landlock_add_rule, rfd, SBX_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
+		if (syscall(SYS_landlock_add_rule, rfd, CORRAL_LL_RULE_NET_PORT, &np, 0) < 0)
 			sbx_child_fail(p, "landlock", errno, "tcp port rule");
 	}
 	/* LOG_NEW_EXEC_ON: without it the kernel logs only denials of this pre-exec child (the
 	 * executable that restricted itself), never the agent it is about to exec. */
 	if (syscall(SYS_landlock_restrict_self, rfd,
-	            p->landlock_audit ? SBX_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON : 0) < 0)
+	            p->landlock_audit ? CORRAL_LL_RESTRICT_SELF_LOG_NEW_EXEC_ON : 0) < 0)
 		sbx_child_fail(p, "landlock", errno, "restrict_self");
 	close(rfd);
 }

@@ -17,34 +17,7 @@
 
 #include "sbx.h"
 
-/* Landlock constants newer than the Debian 12 headers (ABI 2). */
-#ifndef LANDLOCK_ACCESS_FS_REFER
-#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
-#endif
-#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
-#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
-#endif
-#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
-#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
-#endif
-#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
-#define LANDLOCK_ACCESS_NET_BIND_TCP    (1ULL << 0)
-#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
-#endif
-#define SBX_LANDLOCK_RULE_PATH_BENEATH                1
-#define SBX_LANDLOCK_RULE_NET_PORT                    2
-#define SBX_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET       (1ULL << 0)
-#define SBX_LANDLOCK_SCOPE_SIGNAL                     (1ULL << 1)
-#define SBX_LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF  (1U << 0)
-#define SBX_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON    (1U << 1)
-#define SBX_LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF (1U << 2)
-
-/* ruleset_attr as of ABI 6 (the kernel accepts a smaller size from older ABIs). */
-struct sbx_landlock_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net;
-	uint64_t scoped;
-};
+#include "landlock_abi.h"
 
 /* Access-right groups a profile's read/write/execute sets map to. */
 enum sbx_access_kind {

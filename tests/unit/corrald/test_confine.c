@@ -7,11 +7,11 @@
 #include "confine.h"
 #include "deny.h"
 #include "harness.h"
+#include "landlock_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/landlock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +21,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#endif
 
 static char *g_dir;
 static char g_rw[600], g_other[600], g_ro_file[600];
@@ -157,75 +153,76 @@ static void test_drop_caps(void)
 
 static const struct cd_confine_path g_one[] = {{"/usr", false}};
 
-static int child_no_landlock(void)
+static int call_landlock(void)
 {
-	const struct deny d = {SCMP_SYS(landlock_create_ruleset), ENOSYS, 0, {}};
-	if (install_denials(&d, 1) < 0)
-		return 1;
-	return cd_confine_landlock(g_one, 1, 0) == -EOPNOTSUPP ? 0 : 2;
+	return cd_confine_landlock(g_one, 1, 0);
 }
 
-static int child_restrict_fails(void)
+static int call_landlock_port(void)
 {
-	const struct deny d = {SCMP_SYS(landlock_restrict_self), EPERM, 0, {}};
-	if (install_denials(&d, 1) < 0)
-		return 1;
-	return cd_confine_landlock(g_one, 1, 0) == -EPERM ? 0 : 2;
+	return cd_confine_landlock(NULL, 0, 443);
 }
 
-static int child_rule_fails(void)
+static int call_drop_caps(void)
 {
-	const struct deny d = {SCMP_SYS(landlock_add_rule), EINVAL, 1, {ARG(1, 1)}};
-	if (install_denials(&d, 1) < 0)
-		return 1;
-	return cd_confine_landlock(g_one, 1, 0) == -EINVAL ? 0 : 2;
+	return cd_confine_drop_caps();
 }
 
-static int child_port_rule_fails(void)
+/* One -errno path: under denial `d`, `call` returns `want`. */
+struct errno_case {
+	struct deny d;
+	int (*call)(void);
+	int want;
+};
+
+static const struct errno_case *g_case;
+
+static int child_case(void)
 {
-	/* rule type 2 = LANDLOCK_RULE_NET_PORT (ABI 4) */
-	const struct deny d = {SCMP_SYS(landlock_add_rule), EINVAL, 1, {ARG(1, 2)}};
-	if (install_denials(&d, 1) < 0)
+	if (install_denials(&g_case->d, 1) < 0)
 		return 1;
-	return cd_confine_landlock(NULL, 0, 443) == -EINVAL ? 0 : 2;
+	return g_case->call() == g_case->want ? 0 : 2;
 }
 
-static int child_capset_fails(void)
+static void run_case(const struct errno_case *c)
 {
-	const struct deny d = {SCMP_SYS(capset), EPERM, 0, {}};
-	if (install_denials(&d, 1) < 0)
-		return 1;
-	return cd_confine_drop_caps() == -EPERM ? 0 : 2;
-}
-
-static int child_ambient_fails(void)
-{
-	const struct deny d = {SCMP_SYS(prctl), EPERM, 1, {ARG(0, PR_CAP_AMBIENT)}};
-	if (install_denials(&d, 1) < 0)
-		return 1;
-	return cd_confine_drop_caps() == -EPERM ? 0 : 2;
+	g_case = c;
+	CU_ASSERT_EQUAL(in_child(child_case), 0);
 }
 
 static void test_errno_paths(void)
 {
-	CU_ASSERT_EQUAL(in_child(child_no_landlock), 0);
-	CU_ASSERT_EQUAL(in_child(child_capset_fails), 0);
-	CU_ASSERT_EQUAL(in_child(child_ambient_fails), 0);
+	/* rule type 1 = LANDLOCK_RULE_PATH_BENEATH, 2 = LANDLOCK_RULE_NET_PORT (ABI 4) */
+	static const struct errno_case no_landlock = {
+	        {SCMP_SYS(landlock_create_ruleset), ENOSYS, 0, {}}, call_landlock, -EOPNOTSUPP};
+	static const struct errno_case capset = {
+	        {SCMP_SYS(capset), EPERM, 0, {}}, call_drop_caps, -EPERM};
+	static const struct errno_case ambient = {
+	        {SCMP_SYS(prctl), EPERM, 1, {ARG(0, PR_CAP_AMBIENT)}}, call_drop_caps, -EPERM};
+	static const struct errno_case restrict_self = {
+	        {SCMP_SYS(landlock_restrict_self), EPERM, 0, {}}, call_landlock, -EPERM};
+	static const struct errno_case path_rule = {
+	        {SCMP_SYS(landlock_add_rule), EINVAL, 1, {ARG(1, 1)}}, call_landlock, -EINVAL};
+	static const struct errno_case port_rule = {
+	        {SCMP_SYS(landlock_add_rule), EINVAL, 1, {ARG(1, 2)}}, call_landlock_port, -EINVAL};
+	run_case(&no_landlock);
+	run_case(&capset);
+	run_case(&ambient);
+	if (landlock_abi() <= 0) {
+		harness_skip("the kernel has no Landlock: ruleset errors not reachable");
+		return;
+	}
 	/* a path that cannot be opened for a reason other than absence */
 	char longpath[PATH_MAX + 16];
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	longpath[sizeof(longpath) - 1] = '\0';
 	const struct cd_confine_path bad[] = {{longpath, false}};
-	if (landlock_abi() <= 0) {
-		harness_skip("the kernel has no Landlock: ruleset errors not reachable");
-		return;
-	}
 	CU_ASSERT_EQUAL(cd_confine_landlock(bad, 1, 0), -ENAMETOOLONG);
-	CU_ASSERT_EQUAL(in_child(child_restrict_fails), 0);
-	CU_ASSERT_EQUAL(in_child(child_rule_fails), 0);
+	run_case(&restrict_self);
+	run_case(&path_rule);
 	if (landlock_abi() >= 4) {
-		CU_ASSERT_EQUAL(in_child(child_port_rule_fails), 0);
+		run_case(&port_rule);
 	} else {
 		harness_skip("Landlock ABI < 4: no network rules");
 	}

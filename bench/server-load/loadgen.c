@@ -278,6 +278,26 @@ static void drive(CURLM *m, struct loop *l)
 		curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
 }
 
+/* The next finished transfer of `m`, already removed from it: its xfer, HTTP status (0 when
+ * there was none) and curl result. false when no transfer has finished. */
+static bool next_done(CURLM *m, struct xfer **x, long *status, CURLcode *res)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(m, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURL *easy = msg->easy_handle;
+		*res = msg->data.result; /* msg is invalid once the handle is removed */
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)x);
+		*status = 0;
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+		curl_multi_remove_handle(m, easy);
+		return true;
+	}
+	return false;
+}
+
 /* ---- phase 1: setup -------------------------------------------------------------------------- */
 
 static struct trust_key *g_root, *g_signer;
@@ -398,18 +418,13 @@ static void enroll_all(void)
 			running++;
 		}
 		drive(m, &lp);
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct xfer *x;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			long status = 0;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-			if (msg->data.result != CURLE_OK || status != 200) {
-				fprintf(stderr, "enroll: %s status %ld\n",
-				        curl_easy_strerror(msg->data.result), status);
+		struct xfer *x;
+		long status;
+		CURLcode res;
+		while (next_done(m, &x, &status, &res)) {
+			if (res != CURLE_OK || status != 200) {
+				fprintf(stderr, "enroll: %s status %ld\n", curl_easy_strerror(res),
+				        status);
 				die("enrollment failed");
 			}
 			Corral__EnrollResponse *r =
@@ -421,7 +436,6 @@ static void enroll_all(void)
 			                               r->certificate_der.len, &x->dev->cert_len);
 			x->dev->next_seq = 1;
 			corral__enroll_response__free_unpacked(r, NULL);
-			curl_multi_remove_handle(m, msg->easy_handle);
 			xfer_free(x);
 			running--;
 			done++;
@@ -567,15 +581,10 @@ static void *poller_main(void *arg)
 			started++;
 		}
 		drive(m, &lp);
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct xfer *x;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			long status = 0;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		struct xfer *x;
+		long status;
+		CURLcode res;
+		while (next_done(m, &x, &status, &res)) {
 			Corral__PolicyUpdate *up =
 			        status == 200 ? corral__policy_update__unpack(NULL, x->len,
 			                                                      (uint8_t *)x->body)
@@ -586,12 +595,11 @@ static void *poller_main(void *arg)
 				p->got++;
 			} else {
 				p->errors++;
-				fprintf(stderr, "poll: %s status %ld\n",
-				        curl_easy_strerror(msg->data.result), status);
+				fprintf(stderr, "poll: %s status %ld\n", curl_easy_strerror(res),
+				        status);
 			}
 			if (up)
 				corral__policy_update__free_unpacked(up, NULL);
-			curl_multi_remove_handle(m, msg->easy_handle);
 			xfer_free(x);
 		}
 	}
@@ -723,15 +731,10 @@ static void ingest(void)
 	unsigned errors = 0;
 	while (active) {
 		drive(m, &lp);
-		CURLMsg *msg;
-		int lft;
-		while ((msg = curl_multi_info_read(m, &lft))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct xfer *x;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			long status = 0;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		struct xfer *x;
+		long status;
+		CURLcode res;
+		while (next_done(m, &x, &status, &res)) {
 			struct dev *d = x->dev;
 			unsigned idx = (unsigned)(d - g_devs);
 			Corral__ReportAck *ack =
@@ -745,11 +748,10 @@ static void ingest(void)
 			} else {
 				errors++;
 				fprintf(stderr, "report: status %ld (%s)\n", status,
-				        curl_easy_strerror(msg->data.result));
+				        curl_easy_strerror(res));
 			}
 			if (ack)
 				corral__report_ack__free_unpacked(ack, NULL);
-			curl_multi_remove_handle(m, msg->easy_handle);
 			if (left[idx] > 0 && errors < 100)
 				curl_multi_add_handle(m, report_start(d, x)->easy);
 			else {

@@ -165,15 +165,21 @@ static long admin_json(const char *method, const char *path, const char *json, c
 	                  json ? strlen(json) : 0, ret);
 }
 
-static long rss_kb(const char *field)
+/* /proc/SERVER_PID/`file` as text into *ret (caller frees); -1 without a server pid. */
+static int read_server_proc(const char *file, char **ret)
 {
 	if (opt_server_pid <= 0)
 		return -1;
 	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/status", opt_server_pid);
-	_cleanup_free_ char *text = NULL;
+	snprintf(p, sizeof(p), "/proc/%d/%s", opt_server_pid, file);
 	size_t len;
-	if (util_read_file(p, 1 << 16, &text, &len) < 0)
+	return util_read_file(p, 1 << 16, ret, &len) < 0 ? -1 : 0;
+}
+
+static long rss_kb(const char *field)
+{
+	_cleanup_free_ char *text = NULL;
+	if (read_server_proc("status", &text) < 0)
 		return -1;
 	const char *f = strstr(text, field);
 	return f ? strtol(f + strlen(field), NULL, 10) : -1;
@@ -182,13 +188,8 @@ static long rss_kb(const char *field)
 /* Server CPU time (user + system) in ms, from /proc/PID/stat. */
 static long server_cpu_ms(void)
 {
-	if (opt_server_pid <= 0)
-		return -1;
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/stat", opt_server_pid);
 	_cleanup_free_ char *text = NULL;
-	size_t len;
-	if (util_read_file(p, 1 << 16, &text, &len) < 0)
+	if (read_server_proc("stat", &text) < 0)
 		return -1;
 	const char *s = strrchr(text, ')');
 	unsigned long ut = 0, st = 0;

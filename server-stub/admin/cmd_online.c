@@ -391,22 +391,33 @@ static int cmd_device_list(int argc, char **argv)
 	return 0;
 }
 
+/* `device show|revoke ID`: parses, then `method` devices/ID`suffix`. Returns -1 with *ret and
+ * the parsed args, or the command's exit status. */
+static int device_call(int argc, char **argv, const char *cmd, const char *method,
+                       const char *suffix, const char *usage, struct args *a, json_t **ret)
+{
+	int r = parse_args(argc, argv, a, usage);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (a->n_pos != 1) {
+		fprintf(stderr, "usage: corral-admin device %s %s\n", cmd, usage);
+		return 2;
+	}
+	_cleanup_free_ char *path = NULL, *id = esc(a->pos[0]);
+	if (!id || asprintf(&path, "devices/%s%s", id, suffix) < 0)
+		return 1;
+	if (call_json(a, method, path, NULL, ret) < 0)
+		return 1;
+	return -1;
+}
+
 static int cmd_device_show(int argc, char **argv)
 {
 	struct args a;
-	int r = parse_args(argc, argv, &a, "ID [--json]");
-	if (r)
-		return r > 0 ? 0 : 2;
-	if (a.n_pos != 1) {
-		fprintf(stderr, "usage: corral-admin device show ID [--json]\n");
-		return 2;
-	}
-	_cleanup_free_ char *path = NULL, *id = esc(a.pos[0]);
-	if (!id || asprintf(&path, "devices/%s", id) < 0)
-		return 1;
 	json_t *j = NULL;
-	if (call_json(&a, "GET", path, NULL, &j) < 0)
-		return 1;
+	int r = device_call(argc, argv, "show", "GET", "", "ID [--json]", &a, &j);
+	if (r >= 0)
+		return r;
 	if (a.json)
 		print_json(j);
 	else {
@@ -426,19 +437,10 @@ static int cmd_device_show(int argc, char **argv)
 static int cmd_device_revoke(int argc, char **argv)
 {
 	struct args a;
-	int r = parse_args(argc, argv, &a, "ID");
-	if (r)
-		return r > 0 ? 0 : 2;
-	if (a.n_pos != 1) {
-		fprintf(stderr, "usage: corral-admin device revoke ID\n");
-		return 2;
-	}
-	_cleanup_free_ char *path = NULL, *id = esc(a.pos[0]);
-	if (!id || asprintf(&path, "devices/%s/revoke", id) < 0)
-		return 1;
 	json_t *j = NULL;
-	if (call_json(&a, "POST", path, NULL, &j) < 0)
-		return 1;
+	int r = device_call(argc, argv, "revoke", "POST", "/revoke", "ID", &a, &j);
+	if (r >= 0)
+		return r;
 	printf("revoked %s\n", a.pos[0]);
 	json_decref(j);
 	return 0;

@@ -1091,10 +1091,35 @@ static void test_admin_cli(void)
 	                    "--expires",    "1h",     NULL};
 	CU_ASSERT_EQUAL(run_admin(&out, et), 0);
 	struct device d;
+	bool enrolled = false;
 	if (out) {
 		out[strcspn(out, "\n")] = '\0';
-		CU_ASSERT_EQUAL(enroll(out, "cli", &d, NULL, 0, NULL), 200);
+		enrolled = enroll(out, "cli", &d, NULL, 0, NULL) == 200;
+		CU_ASSERT(enrolled);
 	}
+	free(out);
+	if (!enrolled)
+		return;
+	/* device show (table and JSON) and revoke of the device just enrolled */
+	const char *show[] = {"device", "show", d.id, NULL};
+	CU_ASSERT_EQUAL(run_admin(&out, show), 0);
+	CU_ASSERT(out && strstr(out, "device_id") && strstr(out, d.id));
+	free(out);
+	const char *showj[] = {"device", "show", d.id, "--json", NULL};
+	CU_ASSERT_EQUAL(run_admin(&out, showj), 0);
+	j = out ? json_loads(out, 0, NULL) : NULL;
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "device_id")), d.id);
+	json_decref(j);
+	free(out);
+	const char *rev[] = {"device", "revoke", d.id, NULL};
+	CU_ASSERT_EQUAL(run_admin(&out, rev), 0);
+	CU_ASSERT(out && strstr(out, "revoked") && strstr(out, d.id));
+	free(out);
+	const char *none[] = {"device", "show", "no-such-device", NULL};
+	CU_ASSERT_EQUAL(run_admin(&out, none), 1);
+	free(out);
+	const char *noid[] = {"device", "revoke", NULL};
+	CU_ASSERT_EQUAL(run_admin(&out, noid), 2);
 	free(out);
 }
 
